@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * config.h: the daemon's configuration, loaded from one YAML file.
+ *
+ * The loader (config.c) reads the file with libyaml's document API so that
+ * every node keeps its line; each section is checked against a schema table,
+ * unknown keys are errors, and every problem is reported as
+ * "FILE:LINE: key.path: reason" before the daemon binds anything.
+ */
+#ifndef LX_CONFIG_H
+#define LX_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define LX_CODE_MAX 32            /* a unit code: 1..32 of [a-z0-9-] */
+#define LX_PATH_MAX (3 * LX_CODE_MAX + 2)
+
+enum lx_tier {
+  LX_TIER_COMMUNITY = 1,
+  LX_TIER_TOWNSHIP = 2,
+  LX_TIER_COUNTY = 3,
+};
+
+/* One node of the tier tree. Units are stored parents first (a county, then
+ * its townships, each followed by its communities), so a prefix walk is a
+ * linear scan. */
+typedef struct lx_unit {
+  char path[LX_PATH_MAX + 1]; /* "qd.hx.dy" */
+  char *name;                 /* human name, UTF-8, e.g. "东园社区" */
+  int tier;                   /* enum lx_tier */
+  int parent;                 /* index into lx_config_t.units, -1 for a county */
+} lx_unit_t;
+
+typedef struct lx_category {
+  char *code; /* what travels on the wire: "jobs" */
+  char *name; /* what a person reads: "就业" */
+} lx_category_t;
+
+/* Working days allowed at each tier (index 1..3; 0 unused). */
+typedef struct lx_tier_days {
+  int days[4];
+} lx_tier_days_t;
+
+/* A per-category override of the normal (and urgent) deadlines. A value of 0
+ * means "not overridden, use the default". */
+typedef struct lx_deadline_override {
+  char *category;
+  lx_tier_days_t normal;
+  lx_tier_days_t urgent;
+  int line; /* where it was written, for later cross-checks */
+} lx_deadline_override_t;
+
+typedef struct lx_deadlines {
+  lx_tier_days_t normal;  /* default 3 / 5 / 10 */
+  lx_tier_days_t urgent;  /* default 1 / 2 / 3 */
+  lx_deadline_override_t *overrides;
+  size_t n_overrides;
+} lx_deadlines_t;
+
+/* One entry of the plugin list. Only the name and the optional path are the
+ * core's business; the rest of the section belongs to the plugin, which
+ * checks it in its own init (a later issue). The loader keeps the section's
+ * line so the plugin's errors can point at it. */
+typedef struct lx_plugin_conf {
+  char *name;
+  char *path; /* shared object; NULL means "the build's plugin dir" */
+  int line;
+} lx_plugin_conf_t;
+
+typedef struct lx_config {
+  char *file; /* the config file as given */
+  char *dir;  /* its directory: relative paths in the file resolve here */
+
+  /* listen: */
+  char *ingest_ep; /* default tcp://127.0.0.1:7601 */
+  char *alerts_ep; /* default tcp://127.0.0.1:7602 */
+  char *query_ep;  /* default tcp://127.0.0.1:7603 */
+
+  /* store: */
+  char *store_path;  /* default "data", resolved against dir */
+  uint64_t map_size; /* initial LMDB map size, bytes; default 64 MiB */
+  uint64_t map_max;  /* the map may grow up to this, bytes; default 16 GiB */
+
+  lx_unit_t *units;
+  size_t n_units;
+
+  lx_category_t *categories;
+  size_t n_categories;
+
+  lx_deadlines_t deadlines;
+
+  lx_plugin_conf_t *plugins;
+  size_t n_plugins;
+} lx_config_t;
+
+/* Loads and checks FILE. On success returns 0 and fills *out (caller owns it;
+ * free with lx_config_free). On failure returns -1, writes every problem
+ * found, one per line, as "FILE:LINE: key.path: reason\n" into a malloc'd
+ * string stored in *errors (caller frees), and leaves *out zeroed. */
+int lx_config_load(const char *file, lx_config_t *out, char **errors);
+
+/* Frees everything lx_config_load allocated and zeroes *cfg. Safe on a
+ * zeroed struct. */
+void lx_config_free(lx_config_t *cfg);
+
+/* Finds a unit by its full path; returns its index or -1. path need not be
+ * NUL-terminated. */
+int lx_config_find_unit(const lx_config_t *cfg, const char *path, size_t len);
+
+/* Finds a category by code; returns its index or -1. */
+int lx_config_find_category(const lx_config_t *cfg, const char *code, size_t len);
+
+/* Returns the tier name ("community", "township", "county") or "?". */
+const char *lx_tier_name(int tier);
+
+/* Parses a tier name; returns 1..3, or 0 if it is not one. */
+int lx_tier_parse(const char *s, size_t len);
+
+/* Prints every configuration key with its type, default, range and meaning,
+ * from the same schema tables the loader checks against (for
+ * `lianxind --help-config`). */
+void lx_config_print_schema(FILE *out);
+
+#endif

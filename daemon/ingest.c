@@ -1,0 +1,313 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * ingest.c: events in, durable, acked (PROTOCOL.md "Events" and "Ack").
+ *
+ * Design: group commit. Each time the ingest socket has input, everything
+ * waiting (up to BATCH_MAX requests) is read and decoded; the valid events
+ * go into one LMDB write transaction (dedup, state checks, append, indexes),
+ * which is committed with one flush; then every request of the batch is
+ * answered, in the order it arrived, rejections included, so a pipelining
+ * peer sees its replies in order. An ack is never sent before the commit
+ * has returned. While a commit flushes, new requests queue in ZeroMQ and
+ * form the next batch: latency stays near one flush, and throughput grows
+ * with load.
+ *
+ * A full map aborts the whole batch, grows the map and runs the batch
+ * again; at the ceiling (or on a full disk) every event of the batch is
+ * answered E_FULL and nothing of it is stored.
+ */
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "appeal.h"
+#include "clock.h"
+#include "daemon.h"
+#include "log.h"
+
+#define BATCH_MAX 4096
+#define ROUNDS_PER_WAKEUP 8
+
+typedef struct pending {
+  lx_peer_t peer;
+  zmq_msg_t frame;
+  lx_event_t ev;
+  lx_error_t err;   /* err.code 0 while the event is still good */
+  size_t norm_off, norm_len;
+  uint64_t seq;
+  bool dup;
+} pending_t;
+
+struct lx_ingest {
+  lx_daemon_t *d;
+  pending_t *batch;
+  size_t n;
+  msgpack_zone zone;
+  msgpack_sbuffer norm;  /* every event's normalised bytes, end to end */
+  msgpack_sbuffer reply;
+  lx_schema_ctx_t schema;
+};
+
+/* --- one event inside the transaction ---------------------------------- */
+
+/* Answers a retry: the same id with the same content is a dup carrying the
+ * original seq; with other content it is E_CONFLICT. */
+static int check_dup(lx_ingest_t *in, MDB_txn *txn, pending_t *p, const uint8_t *content) {
+  uint8_t stored[LX_HASH_LEN];
+  uint64_t seq;
+  int rc = lx_store_id_get(in->d->store, txn, p->ev.id, &seq, stored);
+  if (rc == LX_ENOTFOUND)
+    return 0;
+  if (rc)
+    return rc;
+  if (sodium_memcmp(stored, content, LX_HASH_LEN) != 0) {
+    lx_fail(&p->err, LX_ECONFLICT, "id: \"%.*s\" is already stored (seq %llu) with other content",
+            (int)p->ev.id.n, p->ev.id.p, (unsigned long long)seq);
+    return 0;
+  }
+  p->dup = true;
+  p->seq = seq;
+  return 0;
+}
+
+/* Moves the named appeal to its new state and records the event in its
+ * history. `before` is the stored state (if any) and `after` the state
+ * lx_appeal_apply computed; seq is the event's own. */
+static int store_appeal(lx_ingest_t *in, MDB_txn *txn, pending_t *p, const lx_appeal_t *before,
+                        bool exists, lx_appeal_t *after) {
+  lx_store_t *s = in->d->store;
+  lx_counters_t *c = lx_store_counters_mut(s);
+  if (p->ev.type == LX_EV_APPEAL) {
+    after->seq = p->seq;
+    c->appeals++;
+  }
+  c->appeals_open += lx_appeal_is_open(after->status);
+  c->appeals_open -= exists && lx_appeal_is_open(before->status);
+  if (p->ev.type == LX_EV_ESCALATION)
+    c->escalations++;
+  int rc = lx_store_appeal_put(s, txn, p->ev.appeal, after);
+  return rc ? rc : lx_store_appeal_link(s, txn, p->ev.appeal, p->seq);
+}
+
+/* Runs one decoded event through dedup, the appeal's state and the append.
+ * Returns 0 when the event was stored or answered (dup, or rejected in
+ * p->err), or a store error that dooms the whole transaction. */
+static int apply_one(lx_ingest_t *in, MDB_txn *txn, pending_t *p, uint64_t rat) {
+  lx_store_t *s = in->d->store;
+  uint8_t content[LX_HASH_LEN];
+  const uint8_t *ev = (const uint8_t *)in->norm.data + p->norm_off;
+  crypto_generichash(content, sizeof content, ev, p->norm_len, NULL, 0);
+  int rc = check_dup(in, txn, p, content);
+  if (rc || p->dup || p->err.code)
+    return rc;
+  lx_appeal_t before, after;
+  bool exists = false;
+  if (p->ev.appeal.n) {
+    rc = lx_store_appeal_get(s, txn, p->ev.appeal, &before);
+    if (rc && rc != LX_ENOTFOUND)
+      return rc;
+    exists = rc == 0;
+    after = before;
+    if (lx_appeal_apply(&after, exists, &p->ev, 0, (int64_t)rat, &p->err))
+      return 0; /* E_STATE or E_CONFLICT: answered, nothing stored */
+  }
+  if ((rc = lx_store_append(s, txn, rat, ev, p->norm_len, &p->seq)) ||
+      (rc = lx_store_id_put(s, txn, p->ev.id, p->seq, content)))
+    return rc;
+  return p->ev.appeal.n ? store_appeal(in, txn, p, &before, exists, &after) : 0;
+}
+
+/* --- the batch ------------------------------------------------------------ */
+
+static void reset_outcome(pending_t *p) {
+  p->seq = 0;
+  p->dup = false;
+}
+
+/* One attempt at the whole batch in one transaction. Returns 0 when it was
+ * committed, or the error that aborted it (nothing of it stored). */
+static int commit_batch(lx_ingest_t *in) {
+  lx_store_t *s = in->d->store;
+  MDB_txn *txn;
+  int rc = lx_store_begin(s, &txn);
+  if (rc)
+    return rc;
+  uint64_t rat = lx_store_next_rat(s, lx_clock_now_ms());
+  for (size_t i = 0; i < in->n && rc == 0; i++) {
+    pending_t *p = &in->batch[i];
+    if (p->err.code)
+      continue;
+    reset_outcome(p);
+    rc = apply_one(in, txn, p, rat);
+  }
+  if (rc) {
+    lx_store_abort(s, txn);
+    return rc;
+  }
+  return lx_store_commit(s, txn);
+}
+
+/* Commits the batch, growing the map as often as that helps. Events that
+ * could not be stored get the batch's error. */
+static void commit_with_growth(lx_ingest_t *in) {
+  int rc;
+  /* apply_one may reject an event (E_STATE) on one attempt; a retry after
+   * growth must start from the decoded state, so keep which were good. */
+  bool *good = calloc(in->n ? in->n : 1, sizeof *good);
+  for (size_t i = 0; i < in->n; i++)
+    good[i] = in->batch[i].err.code == 0;
+  for (;;) {
+    rc = commit_batch(in);
+    if (rc != LX_EFULL || lx_store_grow(in->d->store) != 0)
+      break;
+    for (size_t i = 0; i < in->n; i++)
+      if (good[i])
+        in->batch[i].err.code = 0;
+  }
+  if (rc) {
+    if (rc == LX_EFULL)
+      lx_warn("ingest", "store full: %zu event(s) answered E_FULL", in->n);
+    for (size_t i = 0; i < in->n; i++)
+      if (good[i])
+        lx_fail(&in->batch[i].err, rc,
+                rc == LX_EFULL ? "the store is full; nothing was stored, retry later"
+                               : "the store failed; nothing was stored, retry later");
+  } else {
+    in->d->stats.batches++;
+  }
+  free(good);
+}
+
+/* --- replies --------------------------------------------------------------- */
+
+static void pack_reply(msgpack_packer *pk, const pending_t *p) {
+  bool ok = p->err.code == 0;
+  msgpack_pack_map(pk, 4);
+  lx_mp_pack_cstr(pk, "ok");
+  ok ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+  lx_mp_pack_cstr(pk, "id");
+  if (p->ev.id.n)
+    lx_mp_pack_str(pk, p->ev.id.p, p->ev.id.n);
+  else
+    msgpack_pack_nil(pk);
+  if (ok) {
+    lx_mp_pack_cstr(pk, "seq");
+    msgpack_pack_uint64(pk, p->seq);
+    lx_mp_pack_cstr(pk, "dup");
+    p->dup ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+  } else {
+    lx_mp_pack_cstr(pk, "code");
+    lx_mp_pack_cstr(pk, lx_strerror(p->err.code));
+    lx_mp_pack_cstr(pk, "error");
+    lx_mp_pack_cstr(pk, p->err.msg);
+  }
+}
+
+static void answer_batch(lx_ingest_t *in) {
+  msgpack_packer pk;
+  lx_stats_t *st = &in->d->stats;
+  msgpack_packer_init(&pk, &in->reply, msgpack_sbuffer_write);
+  for (size_t i = 0; i < in->n; i++) {
+    pending_t *p = &in->batch[i];
+    msgpack_sbuffer_clear(&in->reply);
+    pack_reply(&pk, p);
+    if (p->err.code)
+      st->rejected++;
+    else if (p->dup)
+      st->duplicates++;
+    else
+      st->accepted++;
+    if (lx_router_send(in->d->ingest_sock, &p->peer, in->reply.data, in->reply.size))
+      st->replies_lost++;
+    zmq_msg_close(&p->frame);
+  }
+  in->n = 0;
+  msgpack_sbuffer_clear(&in->norm);
+  msgpack_zone_clear(&in->zone);
+}
+
+/* --- reading ---------------------------------------------------------------- */
+
+static void decode_one(lx_ingest_t *in, pending_t *p, bool shape_ok) {
+  memset(&p->ev, 0, sizeof p->ev);
+  p->err.code = 0;
+  p->dup = false;
+  p->norm_off = in->norm.size;
+  if (!shape_ok) {
+    lx_fail(&p->err, LX_EDECODE, "a request is exactly one frame");
+    return;
+  }
+  lx_event_decode(zmq_msg_data(&p->frame), zmq_msg_size(&p->frame), &in->schema, &in->zone,
+                  &p->ev, &in->norm, &p->err);
+  p->norm_len = in->norm.size - p->norm_off;
+}
+
+/* Reads up to BATCH_MAX waiting requests; returns how many. */
+static size_t read_batch(lx_ingest_t *in) {
+  bool shape_ok;
+  while (in->n < BATCH_MAX) {
+    pending_t *p = &in->batch[in->n];
+    int rc = lx_router_recv(in->d->ingest_sock, &p->peer, &p->frame, &shape_ok);
+    if (rc <= 0) {
+      if (rc < 0)
+        zmq_msg_close(&p->frame);
+      break;
+    }
+    decode_one(in, p, shape_ok);
+    in->n++;
+  }
+  return in->n;
+}
+
+static void on_ingest(lx_zsock_t *zs) {
+  lx_ingest_t *in = zs->data;
+  for (int round = 0; round < ROUNDS_PER_WAKEUP; round++) {
+    if (read_batch(in) == 0)
+      break;
+    commit_with_growth(in);
+    answer_batch(in);
+  }
+  lx_zsock_rearm(zs);
+}
+
+static bool unit_ok(void *arg, const char *path, size_t len, bool community) {
+  const lx_config_t *cfg = arg;
+  int i = lx_config_find_unit(cfg, path, len);
+  return i >= 0 && (!community || cfg->units[i].tier == LX_TIER_COMMUNITY);
+}
+
+static bool category_ok(void *arg, const char *code, size_t len) {
+  return lx_config_find_category(arg, code, len) >= 0;
+}
+
+void lx_daemon_schema_ctx(lx_daemon_t *d, lx_schema_ctx_t *ctx) {
+  *ctx = (lx_schema_ctx_t){unit_ok, category_ok, &d->cfg, false};
+}
+
+int lx_ingest_start(lx_daemon_t *d) {
+  lx_ingest_t *in = calloc(1, sizeof *in);
+  if (!in || !(in->batch = calloc(BATCH_MAX, sizeof *in->batch))) {
+    free(in);
+    return -1;
+  }
+  in->d = d;
+  msgpack_zone_init(&in->zone, 64 * 1024);
+  msgpack_sbuffer_init(&in->norm);
+  msgpack_sbuffer_init(&in->reply);
+  lx_daemon_schema_ctx(d, &in->schema);
+  d->ingest = in;
+  return lx_zsock_init(d->loop, &d->ingest_z, d->ingest_sock, on_ingest, in);
+}
+
+void lx_ingest_stop(lx_daemon_t *d) {
+  lx_ingest_t *in = d->ingest;
+  if (!in)
+    return;
+  lx_zsock_close(&d->ingest_z);
+  msgpack_zone_destroy(&in->zone);
+  msgpack_sbuffer_destroy(&in->norm);
+  msgpack_sbuffer_destroy(&in->reply);
+  free(in->batch);
+  free(in);
+  d->ingest = NULL;
+}

@@ -1,0 +1,240 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * main.c: lianxind's entry point. Parses the command line, loads and checks
+ * the configuration (exiting non-zero before anything is bound if it is
+ * wrong), opens the store, binds the three sockets, and runs the one libuv
+ * loop until SIGINT or SIGTERM. Shutdown closes every handle, runs the loop
+ * until it is empty, and only then closes the sockets and the store.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "clock.h"
+#include "daemon.h"
+#include "log.h"
+
+typedef struct opts {
+  const char *config, *data, *ingest, *alerts, *query, *check;
+  const char *log_level;
+} opts_t;
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: lianxind --config FILE [options]\n"
+          "       lianxind --check-config FILE\n"
+          "\n"
+          "Lianxin daemon: takes visit, appeal, resolution and feedback events over\n"
+          "ZeroMQ, stores them durably in an LMDB hash-chained log, and answers queries.\n"
+          "\n"
+          "options:\n"
+          "  -c, --config FILE        the YAML configuration (see docs/config.md)\n"
+          "  -d, --data DIR           the store directory (overrides store.path)\n"
+          "      --ingest EP          ingest ROUTER endpoint (overrides listen.ingest)\n"
+          "      --alerts EP          alerts XPUB endpoint (overrides listen.alerts)\n"
+          "      --query EP           query ROUTER endpoint (overrides listen.query)\n"
+          "                           EP is any ZeroMQ endpoint: tcp://127.0.0.1:7601, ipc:///run/lx.sock\n"
+          "      --check-config FILE  check FILE, print each problem as FILE:LINE: key: reason,\n"
+          "                           and exit 0 if it is valid, 1 if not\n"
+          "      --log-level LEVEL    error, warn, info (default) or debug\n"
+          "  -h, --help               this help\n"
+          "  -V, --version            print the version\n"
+          "\n"
+          "environment:\n"
+          "  LIANXIN_FAKE_CLOCK=START_MS[:SPEED]  run on a test clock (never in production)\n"
+          "\n"
+          "SIGINT or SIGTERM: finish and acknowledge the batch in hand, then exit 0.\n");
+}
+
+static int parse_args(int argc, char **argv, opts_t *o) {
+  enum { O_INGEST = 256, O_ALERTS, O_QUERY, O_CHECK, O_LOGLEVEL };
+  static const struct option longs[] = {
+      {"config", required_argument, NULL, 'c'}, {"data", required_argument, NULL, 'd'},
+      {"ingest", required_argument, NULL, O_INGEST}, {"alerts", required_argument, NULL, O_ALERTS},
+      {"query", required_argument, NULL, O_QUERY}, {"check-config", required_argument, NULL, O_CHECK},
+      {"log-level", required_argument, NULL, O_LOGLEVEL}, {"help", no_argument, NULL, 'h'},
+      {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0},
+  };
+  int c;
+  while ((c = getopt_long(argc, argv, "c:d:hV", longs, NULL)) != -1) {
+    switch (c) {
+    case 'c': o->config = optarg; break;
+    case 'd': o->data = optarg; break;
+    case O_INGEST: o->ingest = optarg; break;
+    case O_ALERTS: o->alerts = optarg; break;
+    case O_QUERY: o->query = optarg; break;
+    case O_CHECK: o->check = optarg; break;
+    case O_LOGLEVEL: o->log_level = optarg; break;
+    case 'h': usage(stdout); exit(0);
+    case 'V': printf("lianxind 0.1.0 (protocol 1)\n"); exit(0);
+    default: usage(stderr); return -1;
+    }
+  }
+  if (optind < argc) {
+    fprintf(stderr, "lianxind: unexpected argument: %s\n", argv[optind]);
+    return -1;
+  }
+  if (!o->check && !o->config) {
+    fprintf(stderr, "lianxind: --config FILE is required (try --help)\n");
+    return -1;
+  }
+  return 0;
+}
+
+static int check_config(const char *file) {
+  lx_config_t cfg;
+  char *errors = NULL;
+  if (lx_config_load(file, &cfg, &errors)) {
+    fputs(errors ? errors : "invalid configuration\n", stderr);
+    free(errors);
+    return 1;
+  }
+  printf("%s: ok (%zu units, %zu categories, %zu plugins)\n", file, cfg.n_units,
+         cfg.n_categories, cfg.n_plugins);
+  lx_config_free(&cfg);
+  return 0;
+}
+
+static void override(char **slot, const char *value) {
+  if (value) {
+    free(*slot);
+    *slot = strdup(value);
+  }
+}
+
+/* Creates, configures and binds one socket. */
+static void *bind_socket(lx_daemon_t *d, int type, const char *ep, const char *what) {
+  void *s = zmq_socket(d->zctx, type);
+  int zero = 0, one = 1, hwm = 100000;
+  int64_t maxmsg = LX_FRAME_MAX;
+  if (!s)
+    return NULL;
+  zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+  /* A frame over 1 MiB is refused by the transport (the peer is dropped);
+   * up to that, the daemon reads it and answers E_TOO_BIG past 64 KiB. */
+  zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+  zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
+  zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
+  if (type == ZMQ_ROUTER)
+    zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+  if (zmq_bind(s, ep)) {
+    lx_error("main", "cannot bind the %s socket to %s: %s", what, ep, zmq_strerror(errno));
+    zmq_close(s);
+    return NULL;
+  }
+  lx_info("main", "%s listening on %s", what, ep);
+  return s;
+}
+
+/* The alerts socket has nothing to publish until the plugins issue; it
+ * still reads (and drops) subscription messages so they never pile up. */
+static void on_alerts(lx_zsock_t *zs) {
+  zmq_msg_t m;
+  for (int i = 0; i < 1024; i++) {
+    zmq_msg_init(&m);
+    int rc = zmq_msg_recv(&m, zs->sock, ZMQ_DONTWAIT);
+    zmq_msg_close(&m);
+    if (rc < 0)
+      break;
+  }
+  lx_zsock_rearm(zs);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+  lx_daemon_t *d = h->data;
+  if (d->stopping++)
+    return;
+  lx_info("main", "%s: stopping", strsignal(signum));
+  lx_ingest_stop(d);
+  lx_query_stop(d);
+  lx_zsock_close(&d->alerts_z);
+  uv_close((uv_handle_t *)&d->sigint, NULL);
+  uv_close((uv_handle_t *)&d->sigterm, NULL);
+}
+
+static int start(lx_daemon_t *d) {
+  char err[512];
+  if (lx_store_open(&d->store, d->cfg.store_path, d->cfg.map_size, d->cfg.map_max, err,
+                    sizeof err)) {
+    lx_error("main", "cannot open the store: %s", err);
+    return -1;
+  }
+  const lx_head_t *h = lx_store_head(d->store);
+  lx_info("main", "store %s: %llu records", d->cfg.store_path, (unsigned long long)h->seq);
+  d->zctx = zmq_ctx_new();
+  if (!(d->ingest_sock = bind_socket(d, ZMQ_ROUTER, d->cfg.ingest_ep, "ingest")) ||
+      !(d->alerts_sock = bind_socket(d, ZMQ_XPUB, d->cfg.alerts_ep, "alerts")) ||
+      !(d->query_sock = bind_socket(d, ZMQ_ROUTER, d->cfg.query_ep, "query")))
+    return -1;
+  if (lx_ingest_start(d) || lx_query_start(d) ||
+      lx_zsock_init(d->loop, &d->alerts_z, d->alerts_sock, on_alerts, d))
+    return -1;
+  uv_signal_init(d->loop, &d->sigint);
+  uv_signal_init(d->loop, &d->sigterm);
+  d->sigint.data = d->sigterm.data = d;
+  uv_signal_start(&d->sigint, on_signal, SIGINT);
+  uv_signal_start(&d->sigterm, on_signal, SIGTERM);
+  return 0;
+}
+
+static void finish(lx_daemon_t *d) {
+  void *socks[] = {d->ingest_sock, d->alerts_sock, d->query_sock};
+  for (int i = 0; i < 3; i++)
+    if (socks[i])
+      zmq_close(socks[i]);
+  if (d->zctx)
+    zmq_ctx_term(d->zctx);
+  lx_store_free(&d->store);
+  lx_config_free(&d->cfg);
+}
+
+int main(int argc, char **argv) {
+  opts_t o = {0};
+  lx_daemon_t d = {0};
+  char *errors = NULL;
+  if (parse_args(argc, argv, &o))
+    return 2;
+  if (o.check)
+    return check_config(o.check);
+  if (o.log_level && (lx_log_level = lx_log_level_parse(o.log_level)) < 0) {
+    fprintf(stderr, "lianxind: --log-level: expected error, warn, info or debug\n");
+    return 2;
+  }
+  if (lx_clock_init()) {
+    fprintf(stderr, "lianxind: LIANXIN_FAKE_CLOCK: expected START_MS[:SPEED]\n");
+    return 2;
+  }
+  if (lx_config_load(o.config, &d.cfg, &errors)) {
+    fputs(errors ? errors : "invalid configuration\n", stderr);
+    free(errors);
+    return 1;
+  }
+  override(&d.cfg.store_path, o.data);
+  override(&d.cfg.ingest_ep, o.ingest);
+  override(&d.cfg.alerts_ep, o.alerts);
+  override(&d.cfg.query_ep, o.query);
+  signal(SIGPIPE, SIG_IGN);
+  if (lx_clock_is_fake())
+    lx_warn("main", "LIANXIN_FAKE_CLOCK is set: receive times come from a test clock");
+  d.loop = uv_default_loop();
+  d.started_ms = lx_clock_now_ms();
+  int rc = start(&d);
+  if (rc == 0) {
+    uv_run(d.loop, UV_RUN_DEFAULT);
+    rc = uv_loop_close(d.loop);
+    if (rc)
+      lx_error("main", "handles still open at exit: %s", uv_strerror(rc));
+    lx_info("main", "stopped at seq %llu", (unsigned long long)lx_store_head(d.store)->seq);
+  } else {
+    lx_ingest_stop(&d);
+    lx_query_stop(&d);
+    lx_zsock_close(&d.alerts_z);
+    uv_run(d.loop, UV_RUN_DEFAULT);
+  }
+  finish(&d);
+  return rc ? 1 : 0;
+}

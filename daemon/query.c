@@ -1,0 +1,528 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * query.c: the query socket (PROTOCOL.md "Query socket"): replay, appeal,
+ * head, units, stats.
+ *
+ * Each request is answered at once from its own LMDB read transaction, so
+ * it sees one consistent snapshot and never waits for a writer. A replay
+ * reply is bounded three ways (limit, REPLY_BYTES_MAX, SCAN_MAX records
+ * looked at) so no request can hold the loop for long; `next` always says
+ * where to go on.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "appeal.h"
+#include "clock.h"
+#include "daemon.h"
+#include "log.h"
+
+#define REQUESTS_PER_WAKEUP 64
+#define REPLAY_LIMIT_DEFAULT 1000
+#define REPLAY_LIMIT_MAX 10000
+#define REPLY_BYTES_MAX (16u * 1024 * 1024)
+#define SCAN_MAX 200000
+#define QUERY_MAX_DEPTH 4
+
+typedef struct req {
+  lx_daemon_t *d;
+  MDB_txn *txn;
+  msgpack_packer pk;
+  msgpack_sbuffer *out;
+  msgpack_zone *zone;
+  lx_error_t err;
+} req_t;
+
+/* The keys each op takes; everything else is E_BADREQ. */
+typedef struct op_keys {
+  const char *op;
+  const char *keys[12];
+} op_keys_t;
+
+static const op_keys_t op_table[] = {
+    {"replay", {"op", "from", "limit", "to", "since", "until", "unit", "types", "appeal", NULL}},
+    {"appeal", {"op", "appeal", "at", NULL}},
+    {"head", {"op", NULL}},
+    {"units", {"op", NULL}},
+    {"stats", {"op", NULL}},
+};
+
+static int check_keys(const op_keys_t *ok, const msgpack_object *m, lx_error_t *e) {
+  for (uint32_t i = 0; i < m->via.map.size; i++) {
+    const msgpack_object *k = &m->via.map.ptr[i].key;
+    if (k->type != MSGPACK_OBJECT_STR)
+      return lx_fail(e, LX_EBADREQ, "map keys must be strings");
+    bool known = false;
+    for (int j = 0; ok->keys[j] && !known; j++)
+      known = lx_mp_str_eq(k, ok->keys[j]);
+    for (uint32_t j = 0; j < i && known; j++)
+      if (k->via.str.size == m->via.map.ptr[j].key.via.str.size &&
+          memcmp(k->via.str.ptr, m->via.map.ptr[j].key.via.str.ptr, k->via.str.size) == 0)
+        return lx_fail(e, LX_EDECODE, "repeated key \"%.*s\"", (int)k->via.str.size,
+                       k->via.str.ptr);
+    if (!known)
+      return lx_fail(e, LX_EBADREQ, "%.*s: unknown key for op \"%s\"",
+                     (int)(k->via.str.size > 64 ? 64 : k->via.str.size), k->via.str.ptr, ok->op);
+  }
+  return 0;
+}
+
+/* Reads an optional unsigned integer; returns 1 if present, 0 if absent,
+ * or E_BADREQ naming the key. */
+static int opt_uint(const msgpack_object *m, const char *key, uint64_t *out, lx_error_t *e) {
+  const msgpack_object *o = lx_mp_get(m, key);
+  if (!o)
+    return 0;
+  if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+    return lx_fail(e, LX_EBADREQ, "%s: expected a non-negative integer", key);
+  *out = o->via.u64;
+  return 1;
+}
+
+static int opt_str(const msgpack_object *m, const char *key, lx_str_t *out, lx_error_t *e) {
+  const msgpack_object *o = lx_mp_get(m, key);
+  if (!o)
+    return 0;
+  if (o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0 || o->via.str.size > LX_STR_MAX)
+    return lx_fail(e, LX_EBADREQ, "%s: expected a string of 1 to %d bytes", key, LX_STR_MAX);
+  *out = (lx_str_t){o->via.str.ptr, o->via.str.size};
+  return 1;
+}
+
+/* --- replay -------------------------------------------------------------- */
+
+typedef struct replay {
+  req_t *r;
+  uint64_t hi;           /* last seq to look at */
+  uint64_t limit, sent, scanned, last;
+  lx_str_t unit, appeal;
+  uint64_t since, until;
+  bool has_since, has_until;
+  unsigned types;        /* bit per enum lx_ev_type; 0 = all */
+  bool stopped;          /* a bound was hit before hi */
+  msgpack_sbuffer recs;
+  msgpack_packer rpk;
+} replay_t;
+
+static bool unit_matches(lx_str_t prefix, lx_str_t unit) {
+  if (unit.n < prefix.n || memcmp(unit.p, prefix.p, prefix.n) != 0)
+    return false;
+  return unit.n == prefix.n || unit.p[prefix.n] == '.';
+}
+
+static bool record_matches(replay_t *rp, const lx_record_t *rec) {
+  if ((rp->has_since && rec->rat < rp->since) || (rp->has_until && rec->rat > rp->until))
+    return false;
+  if (!rp->unit.n && !rp->types)
+    return true;
+  lx_event_t ev;
+  msgpack_zone_clear(rp->r->zone);
+  if (lx_event_parse_stored(rec->ev, rec->ev_len, rp->r->zone, &ev))
+    return false;
+  if (rp->types && !(rp->types & (1u << ev.type)))
+    return false;
+  return !rp->unit.n || unit_matches(rp->unit, ev.unit);
+}
+
+static int replay_one(void *arg, const lx_record_t *rec) {
+  replay_t *rp = arg;
+  if (rec->seq > rp->hi)
+    return 1;
+  if (rp->sent >= rp->limit || rp->scanned >= SCAN_MAX || rp->recs.size >= REPLY_BYTES_MAX) {
+    rp->stopped = true;
+    return 1;
+  }
+  rp->scanned++;
+  rp->last = rec->seq;
+  if (!record_matches(rp, rec))
+    return 0;
+  msgpack_packer *pk = &rp->rpk;
+  msgpack_pack_map(pk, 4);
+  lx_mp_pack_cstr(pk, "seq");
+  msgpack_pack_uint64(pk, rec->seq);
+  lx_mp_pack_cstr(pk, "rat");
+  msgpack_pack_uint64(pk, rec->rat);
+  lx_mp_pack_cstr(pk, "hash");
+  msgpack_pack_bin_with_body(pk, rec->hash, LX_HASH_LEN);
+  lx_mp_pack_cstr(pk, "ev");
+  msgpack_pack_bin_with_body(pk, rec->ev, rec->ev_len);
+  rp->sent++;
+  return 0;
+}
+
+static int replay_appeal_seq(void *arg, uint64_t seq) {
+  replay_t *rp = arg;
+  lx_record_t rec;
+  if (seq > rp->hi)
+    return 1;
+  int rc = lx_store_get(rp->r->d->store, rp->r->txn, seq, &rec);
+  return rc ? rc : replay_one(arg, &rec);
+}
+
+static int parse_types(const msgpack_object *m, unsigned *types, lx_error_t *e) {
+  const msgpack_object *o = lx_mp_get(m, "types");
+  if (!o)
+    return 0;
+  if (o->type != MSGPACK_OBJECT_ARRAY)
+    return lx_fail(e, LX_EBADREQ, "types: expected a list of type names");
+  for (uint32_t i = 0; i < o->via.array.size; i++) {
+    const msgpack_object *t = &o->via.array.ptr[i];
+    int ty = t->type == MSGPACK_OBJECT_STR ? lx_ev_type_parse(t->via.str.ptr, t->via.str.size) : 0;
+    if (!ty)
+      return lx_fail(e, LX_EBADREQ, "types[%u]: not an event type name", i);
+    *types |= 1u << ty;
+  }
+  return 0;
+}
+
+static int parse_replay(const msgpack_object *m, replay_t *rp, uint64_t *from, uint64_t *to,
+                        bool *has_to, lx_error_t *e) {
+  int rc;
+  *from = 1;
+  rp->limit = REPLAY_LIMIT_DEFAULT;
+  if ((rc = opt_uint(m, "from", from, e)) < 0 || (rc = opt_uint(m, "limit", &rp->limit, e)) < 0 ||
+      (rc = opt_uint(m, "to", to, e)) < 0)
+    return rc;
+  *has_to = rc == 1;
+  if ((rc = opt_uint(m, "since", &rp->since, e)) < 0)
+    return rc;
+  rp->has_since = rc == 1;
+  if ((rc = opt_uint(m, "until", &rp->until, e)) < 0)
+    return rc;
+  rp->has_until = rc == 1;
+  if (opt_str(m, "unit", &rp->unit, e) < 0 || opt_str(m, "appeal", &rp->appeal, e) < 0 ||
+      parse_types(m, &rp->types, e) < 0)
+    return e->code;
+  if (rp->limit == 0)
+    return lx_fail(e, LX_EBADREQ, "limit: must be at least 1");
+  if (rp->limit > REPLAY_LIMIT_MAX)
+    rp->limit = REPLAY_LIMIT_MAX;
+  if (*from == 0)
+    *from = 1;
+  return 0;
+}
+
+static int do_replay(req_t *r, const msgpack_object *m) {
+  replay_t rp = {.r = r};
+  uint64_t from, to = 0;
+  bool has_to;
+  if (parse_replay(m, &rp, &from, &to, &has_to, &r->err))
+    return r->err.code;
+  lx_store_t *s = r->d->store;
+  lx_head_t h;
+  if (lx_store_read_head(s, r->txn, &h))
+    return lx_fail(&r->err, LX_EINTERNAL, "reading the head failed");
+  uint64_t snap = h.seq; /* this snapshot's head */
+  uint64_t end = has_to ? to : snap;       /* what the client asked for */
+  rp.hi = end < snap ? end : snap;
+  bool cut = false;                        /* nothing after hi can ever match */
+  uint64_t lo = from;
+  if (rp.has_since && snap) {
+    uint64_t first = lx_store_seq_for_time(s, r->txn, rp.since, false);
+    if (first == 0)
+      lo = snap + 1; /* all records are older than since */
+    else if (first > lo)
+      lo = first;
+  }
+  if (rp.has_until && snap) {
+    uint64_t last = lx_store_seq_for_time(s, r->txn, rp.until, true);
+    if (last < snap) { /* later records all have rat > until */
+      cut = true;
+      if (last < rp.hi)
+        rp.hi = last;
+    }
+  }
+  msgpack_sbuffer_init(&rp.recs);
+  msgpack_packer_init(&rp.rpk, &rp.recs, msgpack_sbuffer_write);
+  int rc = 0;
+  if (lo <= rp.hi)
+    rc = rp.appeal.n ? lx_store_appeal_scan(s, r->txn, rp.appeal, lo, replay_appeal_seq, &rp)
+                     : lx_store_scan(s, r->txn, lo, rp.hi, replay_one, &rp);
+  if (rc < 0) {
+    msgpack_sbuffer_destroy(&rp.recs);
+    return lx_fail(&r->err, LX_EINTERNAL, "reading the log failed");
+  }
+  uint64_t next;
+  if (lo > rp.hi)
+    next = cut ? (end > snap ? end : snap) + 1 : (lo > rp.hi + 1 ? lo : rp.hi + 1);
+  else if (rp.stopped)
+    next = rp.last + 1;
+  else
+    next = cut ? (end > snap ? end : snap) + 1 : rp.hi + 1;
+  msgpack_pack_map(&r->pk, 4);
+  lx_mp_pack_cstr(&r->pk, "ok");
+  msgpack_pack_true(&r->pk);
+  lx_mp_pack_cstr(&r->pk, "records");
+  msgpack_pack_array(&r->pk, rp.sent);
+  msgpack_sbuffer_write(r->out, rp.recs.data, rp.recs.size);
+  lx_mp_pack_cstr(&r->pk, "next");
+  msgpack_pack_uint64(&r->pk, next);
+  lx_mp_pack_cstr(&r->pk, "head");
+  msgpack_pack_uint64(&r->pk, snap);
+  msgpack_sbuffer_destroy(&rp.recs);
+  return 0;
+}
+
+/* --- appeal ---------------------------------------------------------------- */
+
+typedef struct rebuild {
+  req_t *r;
+  lx_str_t id;
+  uint64_t at;
+  bool has_at, exists;
+  lx_appeal_t a;
+  uint64_t seqs[4096]; /* the history shown; longer ones are cut, see below */
+  size_t n;
+  size_t total;
+} rebuild_t;
+
+/* Rebuilds the appeal as it stood at `at`, from its own history, with the
+ * same state machine the live path uses. */
+static int rebuild_one(void *arg, uint64_t seq) {
+  rebuild_t *rb = arg;
+  lx_record_t rec;
+  int rc = lx_store_get(rb->r->d->store, rb->r->txn, seq, &rec);
+  if (rc)
+    return rc;
+  if (rb->has_at) {
+    if (rec.rat > rb->at)
+      return 1; /* history is in seq order, and so in rat order */
+    lx_event_t ev;
+    lx_error_t e;
+    msgpack_zone_clear(rb->r->zone);
+    if (lx_event_parse_stored(rec.ev, rec.ev_len, rb->r->zone, &ev) == 0 &&
+        lx_appeal_apply(&rb->a, rb->exists, &ev, seq, (int64_t)rec.rat, &e) == 0)
+      rb->exists = true;
+  }
+  if (rb->n < sizeof rb->seqs / sizeof rb->seqs[0])
+    rb->seqs[rb->n++] = seq;
+  rb->total++;
+  return 0;
+}
+
+static void pack_appeal(msgpack_packer *pk, lx_str_t id, const lx_appeal_t *a,
+                        const rebuild_t *rb) {
+  msgpack_pack_map(pk, 9);
+  lx_mp_pack_cstr(pk, "appeal");
+  lx_mp_pack_str(pk, id.p, id.n);
+  lx_mp_pack_cstr(pk, "unit");
+  lx_mp_pack_cstr(pk, a->unit);
+  lx_mp_pack_cstr(pk, "status");
+  lx_mp_pack_cstr(pk, lx_status_name(a->status));
+  lx_mp_pack_cstr(pk, "tier");
+  lx_mp_pack_cstr(pk, lx_tier_name(a->tier));
+  lx_mp_pack_cstr(pk, "deadline");
+  a->deadline < 0 ? msgpack_pack_nil(pk) : msgpack_pack_int64(pk, a->deadline);
+  lx_mp_pack_cstr(pk, "opened");
+  msgpack_pack_int64(pk, a->opened);
+  lx_mp_pack_cstr(pk, "category");
+  lx_mp_pack_cstr(pk, a->category);
+  lx_mp_pack_cstr(pk, "priority");
+  lx_mp_pack_cstr(pk, a->urgent ? "urgent" : "normal");
+  lx_mp_pack_cstr(pk, "events");
+  msgpack_pack_array(pk, rb->n);
+  for (size_t i = 0; i < rb->n; i++)
+    msgpack_pack_uint64(pk, rb->seqs[i]);
+}
+
+static int do_appeal(req_t *r, const msgpack_object *m) {
+  rebuild_t *rb = calloc(1, sizeof *rb);
+  int rc;
+  if (!rb)
+    return lx_fail(&r->err, LX_EINTERNAL, "out of memory");
+  rb->r = r;
+  if ((rc = opt_str(m, "appeal", &rb->id, &r->err)) <= 0 ||
+      (rc = opt_uint(m, "at", &rb->at, &r->err)) < 0) {
+    if (rc == 0)
+      lx_fail(&r->err, LX_EBADREQ, "appeal: required");
+    goto out;
+  }
+  rb->has_at = rc == 1;
+  if (!rb->has_at) {
+    rc = lx_store_appeal_get(r->d->store, r->txn, rb->id, &rb->a);
+    rb->exists = rc == 0;
+    if (rc && rc != LX_ENOTFOUND)
+      goto fail;
+  }
+  /* The history gives the list of records, and with `at` the state too. */
+  if (lx_store_appeal_scan(r->d->store, r->txn, rb->id, 1, rebuild_one, rb) < 0)
+    goto fail;
+  if (!rb->exists) {
+    rc = lx_fail(&r->err, LX_ENOTFOUND, "appeal: no appeal \"%.*s\"%s", (int)rb->id.n, rb->id.p,
+                 rb->has_at ? " at that time" : "");
+    goto out;
+  }
+  msgpack_pack_map(&r->pk, 2);
+  lx_mp_pack_cstr(&r->pk, "ok");
+  msgpack_pack_true(&r->pk);
+  lx_mp_pack_cstr(&r->pk, "appeal");
+  pack_appeal(&r->pk, rb->id, &rb->a, rb);
+  rc = 0;
+  goto out;
+fail:
+  rc = lx_fail(&r->err, LX_EINTERNAL, "reading the appeal failed");
+out:
+  free(rb);
+  return rc;
+}
+
+/* --- head, units, stats --------------------------------------------------- */
+
+static int do_head(req_t *r, const msgpack_object *m) {
+  lx_head_t h;
+  if (lx_store_read_head(r->d->store, r->txn, &h))
+    return lx_fail(&r->err, LX_EINTERNAL, "reading the head failed");
+  msgpack_pack_map(&r->pk, 4);
+  lx_mp_pack_cstr(&r->pk, "ok");
+  msgpack_pack_true(&r->pk);
+  lx_mp_pack_cstr(&r->pk, "seq");
+  msgpack_pack_uint64(&r->pk, h.seq);
+  lx_mp_pack_cstr(&r->pk, "hash");
+  msgpack_pack_bin_with_body(&r->pk, h.hash, LX_HASH_LEN);
+  lx_mp_pack_cstr(&r->pk, "checkpoint");
+  h.checkpoint ? msgpack_pack_uint64(&r->pk, h.checkpoint) : msgpack_pack_nil(&r->pk);
+  return 0;
+}
+
+static int do_units(req_t *r, const msgpack_object *m) {
+  const lx_config_t *cfg = &r->d->cfg;
+  msgpack_packer *pk = &r->pk;
+  msgpack_pack_map(pk, 4);
+  lx_mp_pack_cstr(pk, "ok");
+  msgpack_pack_true(pk);
+  lx_mp_pack_cstr(pk, "units");
+  msgpack_pack_array(pk, cfg->n_units);
+  for (size_t i = 0; i < cfg->n_units; i++) {
+    msgpack_pack_map(pk, 3);
+    lx_mp_pack_cstr(pk, "path");
+    lx_mp_pack_cstr(pk, cfg->units[i].path);
+    lx_mp_pack_cstr(pk, "name");
+    lx_mp_pack_cstr(pk, cfg->units[i].name);
+    lx_mp_pack_cstr(pk, "tier");
+    lx_mp_pack_cstr(pk, lx_tier_name(cfg->units[i].tier));
+  }
+  lx_mp_pack_cstr(pk, "categories");
+  msgpack_pack_array(pk, cfg->n_categories);
+  for (size_t i = 0; i < cfg->n_categories; i++)
+    lx_mp_pack_cstr(pk, cfg->categories[i].code);
+  /* An addition to the protocol: the names a person reads, by code. */
+  lx_mp_pack_cstr(pk, "category_names");
+  msgpack_pack_map(pk, cfg->n_categories);
+  for (size_t i = 0; i < cfg->n_categories; i++) {
+    lx_mp_pack_cstr(pk, cfg->categories[i].code);
+    lx_mp_pack_cstr(pk, cfg->categories[i].name);
+  }
+  return 0;
+}
+
+static void pack_counter(msgpack_packer *pk, const char *name, uint64_t v) {
+  lx_mp_pack_cstr(pk, name);
+  msgpack_pack_uint64(pk, v);
+}
+
+static int do_stats(req_t *r, const msgpack_object *m) {
+  const lx_counters_t *c = lx_store_counters(r->d->store);
+  const lx_stats_t *st = &r->d->stats;
+  msgpack_packer *pk = &r->pk;
+  msgpack_pack_map(pk, 13);
+  lx_mp_pack_cstr(pk, "ok");
+  msgpack_pack_true(pk);
+  pack_counter(pk, "events", lx_store_head(r->d->store)->seq);
+  pack_counter(pk, "appeals", c->appeals);
+  pack_counter(pk, "appeals_open", c->appeals_open);
+  pack_counter(pk, "escalations", c->escalations);
+  pack_counter(pk, "uptime_ms", lx_clock_now_ms() - r->d->started_ms);
+  pack_counter(pk, "accepted", st->accepted);
+  pack_counter(pk, "duplicates", st->duplicates);
+  pack_counter(pk, "rejected", st->rejected);
+  pack_counter(pk, "batches", st->batches);
+  pack_counter(pk, "replies_lost", st->replies_lost);
+  pack_counter(pk, "queries", st->queries);
+  MDB_envinfo info;
+  mdb_env_info(lx_store_env(r->d->store), &info);
+  pack_counter(pk, "map_size", info.me_mapsize);
+  return 0;
+}
+
+/* --- dispatch ---------------------------------------------------------------- */
+
+typedef int (*op_fn)(req_t *r, const msgpack_object *m);
+static const op_fn op_fns[] = {do_replay, do_appeal, do_head, do_units, do_stats};
+
+static int dispatch(req_t *r, const uint8_t *buf, size_t len) {
+  msgpack_object root;
+  size_t off = 0;
+  if (len > LX_MSG_MAX)
+    return lx_fail(&r->err, LX_ETOOBIG, "request is %zu bytes; the limit is %d", len, LX_MSG_MAX);
+  if (lx_mp_check(buf, len, QUERY_MAX_DEPTH, &r->err))
+    return r->err.code;
+  if (msgpack_unpack((const char *)buf, len, &off, r->zone, &root) != MSGPACK_UNPACK_SUCCESS ||
+      root.type != MSGPACK_OBJECT_MAP)
+    return lx_fail(&r->err, LX_EDECODE, "expected one MessagePack map");
+  const msgpack_object *op = lx_mp_get(&root, "op");
+  if (!op)
+    return lx_fail(&r->err, LX_EBADREQ, "op: required");
+  for (size_t i = 0; i < sizeof op_table / sizeof op_table[0]; i++) {
+    if (!lx_mp_str_eq(op, op_table[i].op))
+      continue;
+    if (check_keys(&op_table[i], &root, &r->err))
+      return r->err.code;
+    if (lx_store_read_begin(r->d->store, &r->txn))
+      return lx_fail(&r->err, LX_EINTERNAL, "cannot read the store");
+    int rc = op_fns[i](r, &root);
+    lx_store_read_end(r->d->store, r->txn);
+    return rc;
+  }
+  return lx_fail(&r->err, LX_EBADREQ, "op: unknown operation");
+}
+
+static void pack_error(msgpack_packer *pk, const lx_error_t *e) {
+  msgpack_pack_map(pk, 3);
+  lx_mp_pack_cstr(pk, "ok");
+  msgpack_pack_false(pk);
+  lx_mp_pack_cstr(pk, "code");
+  lx_mp_pack_cstr(pk, lx_strerror(e->code));
+  lx_mp_pack_cstr(pk, "error");
+  lx_mp_pack_cstr(pk, e->msg);
+}
+
+static void on_query(lx_zsock_t *zs) {
+  lx_daemon_t *d = zs->data;
+  msgpack_sbuffer out;
+  msgpack_zone zone;
+  msgpack_sbuffer_init(&out);
+  msgpack_zone_init(&zone, 4096);
+  for (int i = 0; i < REQUESTS_PER_WAKEUP; i++) {
+    lx_peer_t peer;
+    zmq_msg_t frame;
+    bool shape_ok;
+    int got = lx_router_recv(d->query_sock, &peer, &frame, &shape_ok);
+    if (got <= 0) {
+      zmq_msg_close(&frame);
+      break;
+    }
+    req_t r = {.d = d, .out = &out, .zone = &zone};
+    msgpack_packer_init(&r.pk, &out, msgpack_sbuffer_write);
+    int rc = shape_ok ? dispatch(&r, zmq_msg_data(&frame), zmq_msg_size(&frame))
+                      : lx_fail(&r.err, LX_EDECODE, "a request is exactly one frame");
+    if (rc) {
+      msgpack_sbuffer_clear(&out);
+      pack_error(&r.pk, &r.err);
+    }
+    d->stats.queries++;
+    if (lx_router_send(d->query_sock, &peer, out.data, out.size))
+      d->stats.replies_lost++;
+    zmq_msg_close(&frame);
+    msgpack_sbuffer_clear(&out);
+    msgpack_zone_clear(&zone);
+  }
+  msgpack_sbuffer_destroy(&out);
+  msgpack_zone_destroy(&zone);
+  lx_zsock_rearm(zs);
+}
+
+int lx_query_start(lx_daemon_t *d) {
+  return lx_zsock_init(d->loop, &d->query_z, d->query_sock, on_query, d);
+}
+
+void lx_query_stop(lx_daemon_t *d) { lx_zsock_close(&d->query_z); }

@@ -1,0 +1,418 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * store.c: the LMDB event store (see store.h for the layout).
+ *
+ * Design: the daemon's loop thread is the only writer, and writes a whole
+ * batch in one transaction, so the head and the counters are staged in
+ * memory while the transaction is open and written to `meta` just before
+ * the commit; they become the committed values only when mdb_txn_commit
+ * returns 0 (which is after LMDB's fdatasync). MDB_MAP_FULL and ENOSPC
+ * become LX_EFULL: the caller aborts the batch, may grow the map, and
+ * retries; nothing of an aborted batch is ever visible.
+ */
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "log.h"
+#include "store.h"
+
+#define META_HEAD "head"
+#define META_COUNTERS "counters"
+#define REC_HDR (8 + LX_HASH_LEN)
+
+struct lx_store {
+  MDB_env *env;
+  MDB_dbi log, ids, appeals, appeal_ev, meta;
+  uint64_t map_size, map_max;
+  lx_head_t head, head_tx;          /* committed, and staged in the open txn */
+  lx_counters_t cnt, cnt_tx;
+};
+
+static void put_u64(uint8_t *p, uint64_t v) {
+  for (int i = 7; i >= 0; i--, v >>= 8)
+    p[i] = (uint8_t)v;
+}
+
+static uint64_t get_u64(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++)
+    v = (v << 8) | p[i];
+  return v;
+}
+
+/* Maps an LMDB or errno result onto the project's codes, logging the
+ * unexpected ones with the operation that failed. */
+static int store_err(int rc, const char *op) {
+  if (rc == 0)
+    return 0;
+  if (rc == MDB_MAP_FULL || rc == ENOSPC || rc == EDQUOT)
+    return LX_EFULL;
+  if (rc == MDB_NOTFOUND)
+    return LX_ENOTFOUND;
+  lx_error("store", "%s: %s", op, mdb_strerror(rc));
+  return LX_EINTERNAL;
+}
+
+void lx_chain_hash(const uint8_t prev[LX_HASH_LEN], uint64_t seq, uint64_t rat,
+                   const uint8_t *ev, size_t len, uint8_t out[LX_HASH_LEN]) {
+  crypto_generichash_state st;
+  uint8_t nums[16];
+  put_u64(nums, seq);
+  put_u64(nums + 8, rat);
+  crypto_generichash_init(&st, NULL, 0, LX_HASH_LEN);
+  crypto_generichash_update(&st, prev, LX_HASH_LEN);
+  crypto_generichash_update(&st, nums, sizeof nums);
+  crypto_generichash_update(&st, ev, len);
+  crypto_generichash_final(&st, out, LX_HASH_LEN);
+}
+
+int lx_store_read_head(lx_store_t *s, MDB_txn *txn, lx_head_t *h) {
+  MDB_val k = {strlen(META_HEAD), META_HEAD}, v;
+  int rc = mdb_get(txn, s->meta, &k, &v);
+  memset(h, 0, sizeof *h);
+  if (rc == MDB_NOTFOUND)
+    return 0; /* an empty log: seq 0, zero hash */
+  if (rc)
+    return store_err(rc, "mdb_get meta head");
+  if (v.mv_size != 24 + LX_HASH_LEN)
+    return store_err(MDB_CORRUPTED, "meta head");
+  const uint8_t *p = v.mv_data;
+  h->seq = get_u64(p);
+  h->rat = get_u64(p + 8);
+  memcpy(h->hash, p + 16, LX_HASH_LEN);
+  h->checkpoint = get_u64(p + 16 + LX_HASH_LEN);
+  return 0;
+}
+
+static int load_meta(lx_store_t *s, MDB_txn *txn) {
+  int rc = lx_store_read_head(s, txn, &s->head);
+  if (rc)
+    return rc;
+  MDB_val k = {strlen(META_COUNTERS), META_COUNTERS}, v;
+  rc = mdb_get(txn, s->meta, &k, &v);
+  if (rc == 0 && v.mv_size == sizeof s->cnt)
+    memcpy(&s->cnt, v.mv_data, sizeof s->cnt);
+  else if (rc != MDB_NOTFOUND)
+    return store_err(rc ? rc : MDB_CORRUPTED, "meta counters");
+  return 0;
+}
+
+static int open_dbs(lx_store_t *s, const char **op) {
+  MDB_txn *txn;
+  int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+  if (rc) { *op = "mdb_txn_begin"; return rc; }
+  if ((rc = mdb_dbi_open(txn, "log", MDB_CREATE, &s->log)) ||
+      (rc = mdb_dbi_open(txn, "ids", MDB_CREATE, &s->ids)) ||
+      (rc = mdb_dbi_open(txn, "appeals", MDB_CREATE, &s->appeals)) ||
+      (rc = mdb_dbi_open(txn, "appeal_ev", MDB_CREATE | MDB_DUPSORT | MDB_DUPFIXED,
+                         &s->appeal_ev)) ||
+      (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta))) {
+    *op = "mdb_dbi_open";
+    mdb_txn_abort(txn);
+    return rc;
+  }
+  if (load_meta(s, txn)) {
+    *op = "reading meta";
+    mdb_txn_abort(txn);
+    return MDB_CORRUPTED;
+  }
+  if ((rc = mdb_txn_commit(txn)))
+    *op = "mdb_txn_commit";
+  return rc;
+}
+
+int lx_store_open(lx_store_t **out, const char *dir, uint64_t map_size, uint64_t map_max,
+                  char *err, size_t errlen) {
+  lx_store_t *s = calloc(1, sizeof *s);
+  const char *op = "calloc";
+  int rc = ENOMEM, dead = 0;
+  if (!s)
+    goto fail;
+  s->map_size = map_size;
+  s->map_max = map_max < map_size ? map_size : map_max;
+  if (mkdir(dir, 0750) && errno != EEXIST) {
+    rc = errno;
+    op = "mkdir";
+    goto fail;
+  }
+  if ((rc = mdb_env_create(&s->env))) { op = "mdb_env_create"; goto fail; }
+  mdb_env_set_maxdbs(s->env, 64);
+  mdb_env_set_maxreaders(s->env, 256);
+  if ((rc = mdb_env_set_mapsize(s->env, map_size))) { op = "mdb_env_set_mapsize"; goto fail; }
+  /* MDB_NOTLS: read transactions are not tied to a thread slot, so the loop
+   * can keep and renew them. Durability comes from the default: each commit
+   * fdatasyncs the data and then the meta page. */
+  if ((rc = mdb_env_open(s->env, dir, MDB_NOTLS, 0640))) { op = "mdb_env_open"; goto fail; }
+  /* A reader that died (a killed backup or audit tool) leaves its slot
+   * pinning old pages; clear those before we start. */
+  mdb_reader_check(s->env, &dead);
+  if (dead)
+    lx_warn("store", "cleared %d stale reader slot(s)", dead);
+  MDB_envinfo info;
+  mdb_env_info(s->env, &info);
+  s->map_size = info.me_mapsize; /* an existing, larger store keeps its size */
+  if ((rc = open_dbs(s, &op)))
+    goto fail;
+  *out = s;
+  return 0;
+fail:
+  snprintf(err, errlen, "%s: %s: %s", dir, op, mdb_strerror(rc));
+  if (s && s->env)
+    mdb_env_close(s->env);
+  free(s);
+  return -1;
+}
+
+void lx_store_free(lx_store_t **sp) {
+  lx_store_t *s = *sp;
+  if (!s)
+    return;
+  mdb_env_close(s->env);
+  free(s);
+  *sp = NULL;
+}
+
+const lx_head_t *lx_store_head(const lx_store_t *s) { return &s->head; }
+const lx_counters_t *lx_store_counters(const lx_store_t *s) { return &s->cnt; }
+MDB_env *lx_store_env(lx_store_t *s) { return s->env; }
+lx_counters_t *lx_store_counters_mut(lx_store_t *s) { return &s->cnt_tx; }
+void lx_store_set_checkpoint(lx_store_t *s, uint64_t seq) { s->head_tx.checkpoint = seq; }
+
+uint64_t lx_store_next_rat(const lx_store_t *s, uint64_t now_ms) {
+  return now_ms > s->head_tx.rat ? now_ms : s->head_tx.rat;
+}
+
+int lx_store_begin(lx_store_t *s, MDB_txn **txn) {
+  int rc = mdb_txn_begin(s->env, NULL, 0, txn);
+  if (rc)
+    return store_err(rc, "mdb_txn_begin");
+  s->head_tx = s->head;
+  s->cnt_tx = s->cnt;
+  return 0;
+}
+
+static int write_meta(lx_store_t *s, MDB_txn *txn) {
+  uint8_t buf[24 + LX_HASH_LEN];
+  put_u64(buf, s->head_tx.seq);
+  put_u64(buf + 8, s->head_tx.rat);
+  memcpy(buf + 16, s->head_tx.hash, LX_HASH_LEN);
+  put_u64(buf + 16 + LX_HASH_LEN, s->head_tx.checkpoint);
+  MDB_val k = {strlen(META_HEAD), META_HEAD}, v = {sizeof buf, buf};
+  int rc = mdb_put(txn, s->meta, &k, &v, 0);
+  if (rc)
+    return store_err(rc, "mdb_put meta head");
+  k = (MDB_val){strlen(META_COUNTERS), META_COUNTERS};
+  v = (MDB_val){sizeof s->cnt_tx, &s->cnt_tx};
+  return store_err(mdb_put(txn, s->meta, &k, &v, 0), "mdb_put meta counters");
+}
+
+int lx_store_commit(lx_store_t *s, MDB_txn *txn) {
+  int rc = write_meta(s, txn);
+  if (rc) {
+    mdb_txn_abort(txn);
+    return rc;
+  }
+  rc = mdb_txn_commit(txn); /* frees txn whatever the outcome */
+  if (rc)
+    return store_err(rc, "mdb_txn_commit");
+  s->head = s->head_tx;
+  s->cnt = s->cnt_tx;
+  return 0;
+}
+
+void lx_store_abort(lx_store_t *s, MDB_txn *txn) {
+  mdb_txn_abort(txn);
+  s->head_tx = s->head;
+  s->cnt_tx = s->cnt;
+}
+
+int lx_store_grow(lx_store_t *s) {
+  if (s->map_size >= s->map_max)
+    return LX_EFULL;
+  uint64_t next = s->map_size * 2 > s->map_max ? s->map_max : s->map_size * 2;
+  int rc = mdb_env_set_mapsize(s->env, next);
+  if (rc) {
+    lx_error("store", "growing the map to %llu bytes: %s", (unsigned long long)next,
+             mdb_strerror(rc));
+    return LX_EFULL;
+  }
+  lx_info("store", "map grown from %llu to %llu bytes", (unsigned long long)s->map_size,
+          (unsigned long long)next);
+  s->map_size = next;
+  return 0;
+}
+
+int lx_store_append(lx_store_t *s, MDB_txn *txn, uint64_t rat, const uint8_t *ev, size_t len,
+                    uint64_t *seq) {
+  uint8_t key[8];
+  uint64_t n = s->head_tx.seq + 1;
+  put_u64(key, n);
+  MDB_val k = {8, key}, v = {REC_HDR + len, NULL};
+  /* MDB_RESERVE: LMDB hands us the space and we write the record in place. */
+  int rc = mdb_put(txn, s->log, &k, &v, MDB_APPEND | MDB_RESERVE);
+  if (rc)
+    return store_err(rc, "mdb_put log");
+  uint8_t *p = v.mv_data;
+  put_u64(p, rat);
+  lx_chain_hash(s->head_tx.hash, n, rat, ev, len, p + 8);
+  memcpy(p + REC_HDR, ev, len);
+  memcpy(s->head_tx.hash, p + 8, LX_HASH_LEN);
+  s->head_tx.seq = n;
+  s->head_tx.rat = rat;
+  *seq = n;
+  return 0;
+}
+
+static MDB_val str_key(lx_str_t id) { return (MDB_val){id.n, (void *)id.p}; }
+
+int lx_store_id_get(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t *seq,
+                    uint8_t content[LX_HASH_LEN]) {
+  MDB_val k = str_key(id), v;
+  int rc = mdb_get(txn, s->ids, &k, &v);
+  if (rc)
+    return store_err(rc, "mdb_get ids");
+  if (v.mv_size != 8 + LX_HASH_LEN)
+    return store_err(MDB_CORRUPTED, "ids value");
+  *seq = get_u64(v.mv_data);
+  memcpy(content, (uint8_t *)v.mv_data + 8, LX_HASH_LEN);
+  return 0;
+}
+
+int lx_store_id_put(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t seq,
+                    const uint8_t content[LX_HASH_LEN]) {
+  uint8_t buf[8 + LX_HASH_LEN];
+  put_u64(buf, seq);
+  memcpy(buf + 8, content, LX_HASH_LEN);
+  MDB_val k = str_key(id), v = {sizeof buf, buf};
+  return store_err(mdb_put(txn, s->ids, &k, &v, 0), "mdb_put ids");
+}
+
+int lx_store_appeal_get(lx_store_t *s, MDB_txn *txn, lx_str_t id, lx_appeal_t *a) {
+  MDB_val k = str_key(id), v;
+  int rc = mdb_get(txn, s->appeals, &k, &v);
+  if (rc)
+    return store_err(rc, "mdb_get appeals");
+  if (v.mv_size != sizeof *a)
+    return store_err(MDB_CORRUPTED, "appeals value");
+  memcpy(a, v.mv_data, sizeof *a);
+  return a->layout == LX_APPEAL_LAYOUT ? 0 : store_err(MDB_VERSION_MISMATCH, "appeal layout");
+}
+
+int lx_store_appeal_put(lx_store_t *s, MDB_txn *txn, lx_str_t id, const lx_appeal_t *a) {
+  MDB_val k = str_key(id), v = {sizeof *a, (void *)a};
+  return store_err(mdb_put(txn, s->appeals, &k, &v, 0), "mdb_put appeals");
+}
+
+int lx_store_appeal_link(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t seq) {
+  uint8_t buf[8];
+  put_u64(buf, seq);
+  MDB_val k = str_key(id), v = {8, buf};
+  return store_err(mdb_put(txn, s->appeal_ev, &k, &v, 0), "mdb_put appeal_ev");
+}
+
+int lx_store_read_begin(lx_store_t *s, MDB_txn **txn) {
+  return store_err(mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn), "mdb_txn_begin read");
+}
+
+void lx_store_read_end(lx_store_t *s, MDB_txn *txn) { mdb_txn_abort(txn); }
+
+static int to_record(const MDB_val *k, const MDB_val *v, lx_record_t *r) {
+  if (k->mv_size != 8 || v->mv_size < REC_HDR)
+    return store_err(MDB_CORRUPTED, "log record");
+  const uint8_t *p = v->mv_data;
+  r->seq = get_u64(k->mv_data);
+  r->rat = get_u64(p);
+  r->hash = p + 8;
+  r->ev = p + REC_HDR;
+  r->ev_len = v->mv_size - REC_HDR;
+  return 0;
+}
+
+int lx_store_get(lx_store_t *s, MDB_txn *txn, uint64_t seq, lx_record_t *r) {
+  uint8_t key[8];
+  put_u64(key, seq);
+  MDB_val k = {8, key}, v;
+  int rc = mdb_get(txn, s->log, &k, &v);
+  if (rc)
+    return store_err(rc, "mdb_get log");
+  return to_record(&k, &v, r);
+}
+
+int lx_store_scan(lx_store_t *s, MDB_txn *txn, uint64_t from, uint64_t to, lx_record_cb cb,
+                  void *arg) {
+  MDB_cursor *c;
+  uint8_t key[8];
+  int rc = mdb_cursor_open(txn, s->log, &c);
+  if (rc)
+    return store_err(rc, "mdb_cursor_open log");
+  put_u64(key, from);
+  MDB_val k = {8, key}, v;
+  lx_record_t r;
+  int out = 0;
+  for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0 && out == 0;
+       rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+    if ((out = to_record(&k, &v, &r)))
+      break;
+    if (r.seq > to)
+      break;
+    out = cb(arg, &r);
+  }
+  mdb_cursor_close(c);
+  if (rc && rc != MDB_NOTFOUND && out == 0)
+    return store_err(rc, "mdb_cursor_get log");
+  return out;
+}
+
+int lx_store_appeal_scan(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t from, lx_seq_cb cb,
+                         void *arg) {
+  MDB_cursor *c;
+  uint8_t key[8];
+  int rc = mdb_cursor_open(txn, s->appeal_ev, &c);
+  if (rc)
+    return store_err(rc, "mdb_cursor_open appeal_ev");
+  put_u64(key, from);
+  MDB_val k = str_key(id), v = {8, key};
+  int out = 0;
+  for (rc = mdb_cursor_get(c, &k, &v, MDB_GET_BOTH_RANGE); rc == 0 && out == 0;
+       rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_DUP))
+    out = cb(arg, get_u64(v.mv_data));
+  mdb_cursor_close(c);
+  if (rc && rc != MDB_NOTFOUND && out == 0)
+    return store_err(rc, "mdb_cursor_get appeal_ev");
+  return out;
+}
+
+static uint64_t rat_of(lx_store_t *s, MDB_txn *txn, uint64_t seq) {
+  lx_record_t r;
+  return lx_store_get(s, txn, seq, &r) ? 0 : r.rat;
+}
+
+uint64_t lx_store_seq_for_time(lx_store_t *s, MDB_txn *txn, uint64_t ms, bool last_le) {
+  MDB_stat st;
+  uint64_t lo = 1, hi = s->head.seq;
+  /* The committed head may be newer than this read transaction's snapshot. */
+  if (mdb_stat(txn, s->log, &st) == 0 && st.ms_entries < hi)
+    hi = st.ms_entries;
+  if (hi == 0)
+    return 0;
+  if (last_le) { /* last seq with rat <= ms */
+    if (rat_of(s, txn, 1) > ms)
+      return 0;
+    while (lo < hi) {
+      uint64_t mid = lo + (hi - lo + 1) / 2;
+      if (rat_of(s, txn, mid) <= ms) lo = mid; else hi = mid - 1;
+    }
+    return lo;
+  }
+  if (rat_of(s, txn, hi) < ms) /* first seq with rat >= ms */
+    return 0;
+  while (lo < hi) {
+    uint64_t mid = lo + (hi - lo) / 2;
+    if (rat_of(s, txn, mid) >= ms) hi = mid; else lo = mid + 1;
+  }
+  return lo;
+}

@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * store.h: the event store, one LMDB environment.
+ *
+ * Named databases, all changed in the same write transaction:
+ *   log        u64be seq -> u64be rat | hash[32] | event bytes
+ *   ids        event id  -> u64be seq | content hash[32]   (the dedup index)
+ *   appeals    appeal id -> lx_appeal_t                     (current state)
+ *   appeal_ev  appeal id -> u64be seq, sorted duplicates    (its history)
+ *   meta       "head"    -> u64be seq | u64be rat | hash[32] | u64be checkpoint
+ *              "counters"-> lx_counters_t
+ * A crash leaves all of them at the last commit, so a restart reads the head
+ * from meta and needs no replay. The store runs on the loop thread only.
+ */
+#ifndef LX_STORE_H
+#define LX_STORE_H
+
+#include <lmdb.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "lx_proto.h"
+
+#define LX_HASH_LEN 32
+
+typedef struct lx_head {
+  uint64_t seq;
+  uint64_t rat;
+  uint8_t hash[LX_HASH_LEN];
+  uint64_t checkpoint; /* seq of the newest checkpoint record, 0 if none */
+} lx_head_t;
+
+/* Counters kept with the state, so stats survive restarts. */
+typedef struct lx_counters {
+  uint64_t appeals;
+  uint64_t appeals_open;
+  uint64_t escalations;
+} lx_counters_t;
+
+/* One appeal's state. Stored as these bytes, behind a layout version. */
+#define LX_APPEAL_LAYOUT 1
+typedef struct lx_appeal {
+  uint32_t layout;         /* LX_APPEAL_LAYOUT */
+  int32_t status;          /* enum lx_status */
+  int32_t tier;            /* enum lx_tier: the tier that must act now */
+  int32_t resolved_tier;   /* where it was last resolved, for reopening */
+  int32_t urgent;
+  int32_t pad;
+  int64_t opened;          /* rat of the appeal record */
+  int64_t deadline;        /* ms, -1 for none */
+  int64_t first_response;  /* rat of the first visit that answered it, -1 */
+  uint64_t seq;            /* seq of the appeal record */
+  char unit[LX_PATH_MAX + 1];
+  char category[65];
+} lx_appeal_t;
+
+/* A record as read from the log. Pointers are into LMDB's map: valid until
+ * the transaction that read them ends. */
+typedef struct lx_record {
+  uint64_t seq;
+  uint64_t rat;
+  const uint8_t *hash;
+  const uint8_t *ev;
+  size_t ev_len;
+} lx_record_t;
+
+typedef struct lx_store lx_store_t;
+
+/* Opens (creating if needed) the store in directory dir. Clears stale reader
+ * slots left by dead processes. Returns 0, or -1 with a reason in err.
+ * Caller owns *out; free with lx_store_free. */
+int lx_store_open(lx_store_t **out, const char *dir, uint64_t map_size, uint64_t map_max,
+                  char *err, size_t errlen);
+void lx_store_free(lx_store_t **s);
+
+/* The newest committed record. */
+const lx_head_t *lx_store_head(const lx_store_t *s);
+const lx_counters_t *lx_store_counters(const lx_store_t *s);
+MDB_env *lx_store_env(lx_store_t *s);
+
+/* --- writing: one transaction per batch -------------------------------- */
+
+/* Begins the batch's write transaction. Returns 0 or a negative LX_E*. */
+int lx_store_begin(lx_store_t *s, MDB_txn **txn);
+/* Commits: LMDB flushes to disk before this returns. Returns 0, LX_EFULL
+ * (map or disk full: the transaction is gone, nothing of it stored) or
+ * LX_EINTERNAL. Only after 0 does the new head become visible. */
+int lx_store_commit(lx_store_t *s, MDB_txn *txn);
+void lx_store_abort(lx_store_t *s, MDB_txn *txn);
+/* Doubles the map size up to map_max; call with no transaction open.
+ * Returns 0 if it grew, LX_EFULL if it is at the ceiling. */
+int lx_store_grow(lx_store_t *s);
+
+/* The receive time for the next record: max(previous rat, now). */
+uint64_t lx_store_next_rat(const lx_store_t *s, uint64_t now_ms);
+
+/* Appends a record with the next seq, chaining its hash. Writes the seq
+ * given to *seq. Returns 0, LX_EFULL or LX_EINTERNAL. */
+int lx_store_append(lx_store_t *s, MDB_txn *txn, uint64_t rat, const uint8_t *ev, size_t len,
+                    uint64_t *seq);
+
+/* Dedup index. get returns 0 (found), LX_ENOTFOUND, or LX_EINTERNAL. */
+int lx_store_id_get(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t *seq,
+                    uint8_t content[LX_HASH_LEN]);
+int lx_store_id_put(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t seq,
+                    const uint8_t content[LX_HASH_LEN]);
+
+/* Appeals and their history. */
+int lx_store_appeal_get(lx_store_t *s, MDB_txn *txn, lx_str_t id, lx_appeal_t *a);
+int lx_store_appeal_put(lx_store_t *s, MDB_txn *txn, lx_str_t id, const lx_appeal_t *a);
+int lx_store_appeal_link(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t seq);
+
+/* Counters and checkpoint marker, changed inside the batch's transaction. */
+lx_counters_t *lx_store_counters_mut(lx_store_t *s);
+void lx_store_set_checkpoint(lx_store_t *s, uint64_t seq);
+
+/* --- reading ------------------------------------------------------------ */
+
+/* Read transactions; end with lx_store_read_end. */
+int lx_store_read_begin(lx_store_t *s, MDB_txn **txn);
+void lx_store_read_end(lx_store_t *s, MDB_txn *txn);
+
+/* The head as of a read transaction's snapshot. Returns 0 or LX_EINTERNAL. */
+int lx_store_read_head(lx_store_t *s, MDB_txn *txn, lx_head_t *h);
+
+/* Reads the record at seq. Returns 0, LX_ENOTFOUND or LX_EINTERNAL. */
+int lx_store_get(lx_store_t *s, MDB_txn *txn, uint64_t seq, lx_record_t *r);
+
+/* Calls cb for each record from seq `from` up to `to` (inclusive), in order,
+ * until cb returns non-zero (that value is returned) or the range ends (0). */
+typedef int (*lx_record_cb)(void *arg, const lx_record_t *r);
+int lx_store_scan(lx_store_t *s, MDB_txn *txn, uint64_t from, uint64_t to, lx_record_cb cb,
+                  void *arg);
+
+/* Calls cb for each seq >= from in the appeal's history, in order, until cb
+ * returns non-zero. */
+typedef int (*lx_seq_cb)(void *arg, uint64_t seq);
+int lx_store_appeal_scan(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t from, lx_seq_cb cb,
+                         void *arg);
+
+/* The first seq whose rat is >= ms (ms_inclusive_end false), or the last seq
+ * whose rat is <= ms (true). Receive times never decrease, so this is a
+ * binary search. Returns 0 when there is none. */
+uint64_t lx_store_seq_for_time(lx_store_t *s, MDB_txn *txn, uint64_t ms, bool last_le);
+
+/* Computes the chain hash of a record from its predecessor's. */
+void lx_chain_hash(const uint8_t prev[LX_HASH_LEN], uint64_t seq, uint64_t rat,
+                   const uint8_t *ev, size_t len, uint8_t out[LX_HASH_LEN]);
+
+#endif

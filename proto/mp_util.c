@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * mp_util.c: the few msgpack-c conveniences that every part needs: packing a
+ * string in one call, and finding a key in a decoded map.
+ */
+#include <string.h>
+
+#include "lx_proto.h"
+
+void lx_mp_pack_str(msgpack_packer *pk, const char *s, size_t n) {
+  msgpack_pack_str(pk, n);
+  msgpack_pack_str_body(pk, s, n);
+}
+
+void lx_mp_pack_cstr(msgpack_packer *pk, const char *s) {
+  lx_mp_pack_str(pk, s, strlen(s));
+}
+
+bool lx_mp_str_eq(const msgpack_object *o, const char *s) {
+  size_t n = strlen(s);
+  return o->type == MSGPACK_OBJECT_STR && o->via.str.size == n &&
+         memcmp(o->via.str.ptr, s, n) == 0;
+}
+
+const msgpack_object *lx_mp_get(const msgpack_object *o, const char *key) {
+  if (o->type != MSGPACK_OBJECT_MAP)
+    return NULL;
+  for (uint32_t i = 0; i < o->via.map.size; i++)
+    if (lx_mp_str_eq(&o->via.map.ptr[i].key, key))
+      return &o->via.map.ptr[i].val;
+  return NULL;
+}
