@@ -1,0 +1,20 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Installs the Debian 12 packages Lianxin needs to build, run and test,
+# skipping the apt work entirely when everything is already there.
+set -eu
+PKGS="build-essential cmake pkg-config
+      libuv1-dev libzmq3-dev libmsgpack-dev liblmdb-dev lmdb-utils libsodium-dev
+      libyaml-dev libcjson-dev libcmocka-dev
+      python3 python3-zmq python3-msgpack python3-pytest"
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "installing:$missing"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi

@@ -1,0 +1,254 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * test_store.c: unit tests of the LMDB store (daemon/store.c): append and
+ * the hash chain, the dedup index, appeals and their history, reopening
+ * after close, time-to-seq search, and a full map that must abort cleanly
+ * and grow.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "store.h"
+
+static char dir[256];
+
+static int setup(void **state) {
+  snprintf(dir, sizeof dir, "/tmp/lx-test-store-XXXXXX");
+  assert_non_null(mkdtemp(dir));
+  return 0;
+}
+
+static int teardown(void **state) {
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  return system(cmd);
+}
+
+static lx_store_t *open_store(uint64_t map, uint64_t max) {
+  lx_store_t *s = NULL;
+  char err[256];
+  if (lx_store_open(&s, dir, map, max, err, sizeof err))
+    fail_msg("open: %s", err);
+  return s;
+}
+
+static lx_str_t S(const char *s) { return (lx_str_t){s, strlen(s)}; }
+
+/* Appends n records of the given text, one transaction. */
+static void append_n(lx_store_t *s, int n, uint64_t rat, const char *text) {
+  MDB_txn *txn;
+  assert_int_equal(lx_store_begin(s, &txn), 0);
+  for (int i = 0; i < n; i++) {
+    uint64_t seq;
+    assert_int_equal(lx_store_append(s, txn, rat, (const uint8_t *)text, strlen(text), &seq), 0);
+  }
+  assert_int_equal(lx_store_commit(s, txn), 0);
+}
+
+typedef struct chk {
+  uint8_t h[LX_HASH_LEN];
+  uint64_t expect;
+} chk_t;
+
+static int check_chain(void *arg, const lx_record_t *r) {
+  chk_t *c = arg;
+  uint8_t h[LX_HASH_LEN];
+  assert_int_equal(r->seq, c->expect);
+  lx_chain_hash(c->h, r->seq, r->rat, r->ev, r->ev_len, h);
+  assert_memory_equal(h, r->hash, LX_HASH_LEN);
+  memcpy(c->h, h, LX_HASH_LEN);
+  c->expect++;
+  return 0;
+}
+
+static void verify(lx_store_t *s, uint64_t n) {
+  MDB_txn *txn;
+  chk_t c = {{0}, 1};
+  assert_int_equal(lx_store_read_begin(s, &txn), 0);
+  assert_int_equal(lx_store_scan(s, txn, 1, UINT64_MAX, check_chain, &c), 0);
+  lx_store_read_end(s, txn);
+  assert_int_equal(c.expect, n + 1);
+  assert_memory_equal(c.h, lx_store_head(s)->hash, LX_HASH_LEN);
+}
+
+static void test_append_chain_reopen(void **state) {
+  lx_store_t *s = open_store(1 << 20, 1 << 20);
+  assert_int_equal(lx_store_head(s)->seq, 0);
+  append_n(s, 3, 1000, "alpha");
+  append_n(s, 2, 2000, "beta");
+  assert_int_equal(lx_store_head(s)->seq, 5);
+  verify(s, 5);
+  uint8_t head[LX_HASH_LEN];
+  memcpy(head, lx_store_head(s)->hash, LX_HASH_LEN);
+  lx_store_free(&s);
+  assert_null(s);
+  s = open_store(1 << 20, 1 << 20);
+  assert_int_equal(lx_store_head(s)->seq, 5);
+  assert_int_equal(lx_store_head(s)->rat, 2000);
+  assert_memory_equal(lx_store_head(s)->hash, head, LX_HASH_LEN);
+  append_n(s, 1, 3000, "gamma");
+  verify(s, 6);
+  lx_store_free(&s);
+}
+
+static void test_abort_leaves_nothing(void **state) {
+  lx_store_t *s = open_store(1 << 20, 1 << 20);
+  append_n(s, 1, 10, "one");
+  MDB_txn *txn;
+  uint64_t seq;
+  assert_int_equal(lx_store_begin(s, &txn), 0);
+  assert_int_equal(lx_store_append(s, txn, 20, (const uint8_t *)"two", 3, &seq), 0);
+  assert_int_equal(seq, 2);
+  lx_store_abort(s, txn);
+  assert_int_equal(lx_store_head(s)->seq, 1);
+  append_n(s, 1, 30, "three");
+  assert_int_equal(lx_store_head(s)->seq, 2);
+  verify(s, 2);
+  lx_store_free(&s);
+}
+
+static void test_dedup_index(void **state) {
+  lx_store_t *s = open_store(1 << 20, 1 << 20);
+  uint8_t c1[LX_HASH_LEN] = {1}, got[LX_HASH_LEN];
+  uint64_t seq;
+  MDB_txn *txn;
+  assert_int_equal(lx_store_begin(s, &txn), 0);
+  assert_int_equal(lx_store_id_get(s, txn, S("event-0000000001"), &seq, got), LX_ENOTFOUND);
+  assert_int_equal(lx_store_id_put(s, txn, S("event-0000000001"), 7, c1), 0);
+  /* Visible inside the same transaction: a retry within one batch is a dup. */
+  assert_int_equal(lx_store_id_get(s, txn, S("event-0000000001"), &seq, got), 0);
+  assert_int_equal(seq, 7);
+  assert_int_equal(lx_store_commit(s, txn), 0);
+  lx_store_free(&s);
+  s = open_store(1 << 20, 1 << 20);
+  assert_int_equal(lx_store_read_begin(s, &txn), 0);
+  assert_int_equal(lx_store_id_get(s, txn, S("event-0000000001"), &seq, got), 0);
+  assert_int_equal(seq, 7);
+  assert_memory_equal(got, c1, LX_HASH_LEN);
+  lx_store_read_end(s, txn);
+  lx_store_free(&s);
+}
+
+static int collect(void *arg, uint64_t seq) {
+  uint64_t *v = arg;
+  v[++v[0]] = seq;
+  return 0;
+}
+
+static void test_appeals_and_history(void **state) {
+  lx_store_t *s = open_store(1 << 20, 1 << 20);
+  lx_appeal_t a = {.layout = LX_APPEAL_LAYOUT, .status = LX_ST_OPEN, .tier = 1, .deadline = -1},
+              b;
+  strcpy(a.unit, "qd.hx.dy");
+  MDB_txn *txn;
+  assert_int_equal(lx_store_begin(s, &txn), 0);
+  assert_int_equal(lx_store_appeal_put(s, txn, S("ap-1"), &a), 0);
+  assert_int_equal(lx_store_appeal_link(s, txn, S("ap-1"), 9), 0);
+  assert_int_equal(lx_store_appeal_link(s, txn, S("ap-1"), 3), 0);
+  assert_int_equal(lx_store_appeal_link(s, txn, S("ap-10"), 4), 0);
+  assert_int_equal(lx_store_appeal_link(s, txn, S("ap-1"), 300), 0);
+  lx_store_counters_mut(s)->appeals_open = 1;
+  assert_int_equal(lx_store_commit(s, txn), 0);
+  assert_int_equal(lx_store_counters(s)->appeals_open, 1);
+  assert_int_equal(lx_store_read_begin(s, &txn), 0);
+  assert_int_equal(lx_store_appeal_get(s, txn, S("ap-1"), &b), 0);
+  assert_string_equal(b.unit, "qd.hx.dy");
+  assert_int_equal(lx_store_appeal_get(s, txn, S("ap-2"), &b), LX_ENOTFOUND);
+  uint64_t seqs[8] = {0};
+  assert_int_equal(lx_store_appeal_scan(s, txn, S("ap-1"), 1, collect, seqs), 0);
+  assert_int_equal(seqs[0], 3); /* in seq order, ap-10's not mixed in */
+  assert_int_equal(seqs[1], 3);
+  assert_int_equal(seqs[2], 9);
+  assert_int_equal(seqs[3], 300);
+  memset(seqs, 0, sizeof seqs);
+  assert_int_equal(lx_store_appeal_scan(s, txn, S("ap-1"), 5, collect, seqs), 0);
+  assert_int_equal(seqs[0], 2);
+  assert_int_equal(seqs[1], 9);
+  lx_store_read_end(s, txn);
+  lx_store_free(&s);
+  s = open_store(1 << 20, 1 << 20);
+  assert_int_equal(lx_store_counters(s)->appeals_open, 1);
+  lx_store_free(&s);
+}
+
+static void test_seq_for_time(void **state) {
+  lx_store_t *s = open_store(1 << 20, 1 << 20);
+  MDB_txn *txn;
+  append_n(s, 2, 100, "a"); /* seq 1-2 at 100 */
+  append_n(s, 3, 200, "b"); /* seq 3-5 at 200 */
+  append_n(s, 1, 300, "c"); /* seq 6 at 300 */
+  assert_int_equal(lx_store_read_begin(s, &txn), 0);
+  assert_int_equal(lx_store_seq_for_time(s, txn, 50, false), 1);
+  assert_int_equal(lx_store_seq_for_time(s, txn, 150, false), 3);
+  assert_int_equal(lx_store_seq_for_time(s, txn, 200, false), 3);
+  assert_int_equal(lx_store_seq_for_time(s, txn, 301, false), 0);
+  assert_int_equal(lx_store_seq_for_time(s, txn, 50, true), 0);
+  assert_int_equal(lx_store_seq_for_time(s, txn, 200, true), 5);
+  assert_int_equal(lx_store_seq_for_time(s, txn, 299, true), 5);
+  assert_int_equal(lx_store_seq_for_time(s, txn, 1000, true), 6);
+  lx_store_read_end(s, txn);
+  /* rat never goes backwards, whatever the clock says. */
+  assert_int_equal(lx_store_next_rat(s, 250), 300);
+  assert_int_equal(lx_store_next_rat(s, 350), 350);
+  lx_store_free(&s);
+}
+
+/* A map that fills: the put fails with E_FULL, the aborted batch leaves
+ * nothing, growing lets the same batch through. */
+static void test_map_full_and_grow(void **state) {
+  lx_store_t *s = open_store(1 << 20, 4 << 20);
+  static uint8_t blob[3000];
+  memset(blob, 'x', sizeof blob);
+  MDB_txn *txn;
+  uint64_t seq;
+  int rc = 0, n = 0;
+  assert_int_equal(lx_store_begin(s, &txn), 0);
+  while (rc == 0 && n < 10000) {
+    rc = lx_store_append(s, txn, 1, blob, sizeof blob, &seq);
+    n++;
+  }
+  assert_int_equal(rc, LX_EFULL);
+  lx_store_abort(s, txn);
+  assert_int_equal(lx_store_head(s)->seq, 0);
+  int want = n - 1;
+  /* Grow and retry until it fits; the ceiling is 4 MiB. */
+  for (;;) {
+    assert_int_equal(lx_store_begin(s, &txn), 0);
+    rc = 0;
+    for (int i = 0; i < want && rc == 0; i++)
+      rc = lx_store_append(s, txn, 1, blob, sizeof blob, &seq);
+    if (rc == 0)
+      rc = lx_store_commit(s, txn);
+    else
+      lx_store_abort(s, txn);
+    if (rc == 0)
+      break;
+    assert_int_equal(rc, LX_EFULL);
+    assert_int_equal(lx_store_grow(s), 0);
+  }
+  assert_int_equal(lx_store_head(s)->seq, (uint64_t)want);
+  verify(s, want);
+  /* At the ceiling, growth says no. */
+  while (lx_store_grow(s) == 0)
+    ;
+  assert_int_equal(lx_store_grow(s), LX_EFULL);
+  lx_store_free(&s);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_append_chain_reopen, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_abort_leaves_nothing, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_dedup_index, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_appeals_and_history, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_seq_for_time, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_map_full_and_grow, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
