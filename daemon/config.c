@@ -1,0 +1,1272 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * config.c: loads and checks the daemon's YAML configuration (config.h).
+ *
+ * A broken config should cost the operator one edit, not one restart per
+ * mistake, so the loader never stops at the first problem. It reads the file
+ * with libyaml's document API (every node keeps its line), checks it against
+ * the schema tables below and collects every problem as
+ * "FILE:LINE: key.path: reason". Only a clean file yields a config.
+ *
+ * Design. Three passes over one yaml_document_t:
+ *  1. scan_node() walks the whole tree once and reports duplicate keys,
+ *     non-string keys, aliases and absurd nesting. Later passes skip a
+ *     repeated key; aliases stop the load, because a few aliased lists can
+ *     stand for billions of units.
+ *  2. check_map() checks one mapping against a table of fields (type,
+ *     required, range), rejects unknown keys by listing the valid ones,
+ *     writes scalar values by offset and hands back the nodes of nested
+ *     sections, which small per-section walkers descend into.
+ *  3. Checks that span keys (map_max against map_size, deadline overrides
+ *     against the category list) run after the sections they need and are
+ *     reported at the line of the key that caused them.
+ * Problems are sorted by line at the end, so they read in file order.
+ * The same tables print the key reference (lx_config_print_schema).
+ */
+#include "config.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <yaml.h>
+
+#define KIB 1024ULL
+#define MIB (1024ULL * KIB)
+#define GIB (1024ULL * MIB)
+#define TIB (1024ULL * GIB)
+
+#define CFG_PATH 512        /* a key path in a message; longer ones are cut */
+#define CFG_MAX_FIELDS 8    /* the widest section */
+#define CFG_MAX_DEPTH 64    /* deeper nesting is an error, not a stack overflow */
+#define CFG_NAME_MAX 256    /* human names, bytes of UTF-8 */
+#define CFG_PATH_MAX 4096   /* file paths in the config */
+#define CFG_EP_MAX 255      /* ZeroMQ endpoints */
+#define CFG_PLUGIN_MAX 64   /* plugin names */
+#define NO_OFF ((size_t)-1) /* the field is not stored by offset */
+
+/* ---------------------------------------------------------------- schema */
+
+enum cfg_type {
+  CT_STRING,   /* UTF-8, min..max bytes */
+  CT_CODE,     /* min..max of [a-z0-9-]: unit and category codes */
+  CT_NAME,     /* min..max of [a-z0-9_-]: plugin names */
+  CT_ENDPOINT, /* a ZeroMQ endpoint: transport://address, 1..255 bytes */
+  CT_INT,      /* a decimal integer min..max, stored as int */
+  CT_SIZE,     /* bytes, or a number with KiB/MiB/GiB/TiB; stored as uint64_t */
+  CT_MAP,      /* a nested mapping, walked by the caller */
+  CT_LIST,     /* a list of min..max entries, walked by the caller */
+};
+
+typedef struct cfg_field {
+  const char *key;
+  enum cfg_type type;
+  bool required;
+  int64_t min, max; /* value range; byte length for text; entries for lists */
+  size_t off;       /* where check_map stores a scalar in dest, or NO_OFF */
+  const char *def;  /* the default as the reference shows it, or NULL */
+  const char *desc;
+} cfg_field_t;
+
+typedef struct cfg_section {
+  const char *path; /* as the reference shows it: "units[].townships[]" */
+  const cfg_field_t *fields;
+  size_t n;
+  bool open; /* keys outside the table belong to someone else (plugins) */
+} cfg_section_t;
+
+#define SECTION(p, f, o) {p, f, sizeof(f) / sizeof((f)[0]), o}
+#define TIER(t) offsetof(lx_tier_days_t, days[t])
+
+static const cfg_field_t top_fields[] = {
+  {"listen", CT_MAP, false, 0, 0, NO_OFF, NULL, "the ZeroMQ endpoints the daemon binds"},
+  {"store", CT_MAP, false, 0, 0, NO_OFF, NULL, "where and how big the LMDB store is"},
+  {"units", CT_LIST, true, 1, INT32_MAX, NO_OFF, NULL,
+   "the counties, each with its townships and their communities"},
+  {"categories", CT_LIST, true, 1, INT32_MAX, NO_OFF, NULL, "the appeal categories"},
+  {"deadlines", CT_MAP, false, 0, 0, NO_OFF, NULL, "working days allowed at each tier"},
+  {"plugins", CT_LIST, false, 0, INT32_MAX, NO_OFF, "[]", "the plugins to load, in order"},
+};
+enum { TOP_LISTEN, TOP_STORE, TOP_UNITS, TOP_CATEGORIES, TOP_DEADLINES, TOP_PLUGINS };
+
+static const cfg_field_t listen_fields[] = {
+  {"ingest", CT_ENDPOINT, false, 1, CFG_EP_MAX, offsetof(lx_config_t, ingest_ep),
+   "tcp://127.0.0.1:7601", "ROUTER socket: events in, acks out"},
+  {"alerts", CT_ENDPOINT, false, 1, CFG_EP_MAX, offsetof(lx_config_t, alerts_ep),
+   "tcp://127.0.0.1:7602", "XPUB socket: alerts out, by topic"},
+  {"query", CT_ENDPOINT, false, 1, CFG_EP_MAX, offsetof(lx_config_t, query_ep),
+   "tcp://127.0.0.1:7603", "ROUTER socket: replay, appeal look-up, stats, head"},
+};
+
+static const cfg_field_t store_fields[] = {
+  {"path", CT_STRING, false, 1, CFG_PATH_MAX, offsetof(lx_config_t, store_path), "data",
+   "the LMDB directory; relative to the config file's directory"},
+  {"map_size", CT_SIZE, false, (int64_t)MIB, (int64_t)TIB, offsetof(lx_config_t, map_size),
+   "64MiB", "initial map size: bytes, or a number with KiB, MiB, GiB or TiB"},
+  {"map_max", CT_SIZE, false, (int64_t)MIB, (int64_t)TIB, offsetof(lx_config_t, map_max),
+   "16GiB", "the map may grow up to this; at least map_size"},
+};
+enum { STORE_PATH, STORE_MAP_SIZE, STORE_MAP_MAX };
+
+/* The three tiers share code and name; a county lists townships and a
+ * township lists communities, always in the third slot. */
+#define UNIT_FIELDS(what, within)                                                          \
+  {"code", CT_CODE, true, 1, LX_CODE_MAX, NO_OFF, NULL, "the " what "'s code, unique " within}, \
+  {"name", CT_STRING, true, 1, CFG_NAME_MAX, NO_OFF, NULL, "the " what "'s name, UTF-8"}
+static const cfg_field_t county_fields[] = {
+  UNIT_FIELDS("county", "among counties"),
+  {"townships", CT_LIST, true, 1, INT32_MAX, NO_OFF, NULL, "the county's townships (streets)"},
+};
+static const cfg_field_t township_fields[] = {
+  UNIT_FIELDS("township", "in its county"),
+  {"communities", CT_LIST, true, 1, INT32_MAX, NO_OFF, NULL,
+   "the township's communities (villages)"},
+};
+static const cfg_field_t community_fields[] = {
+  UNIT_FIELDS("community", "in its township"),
+};
+enum { UNIT_CODE, UNIT_NAME, UNIT_CHILDREN };
+
+static const cfg_field_t category_fields[] = {
+  {"code", CT_CODE, true, 1, LX_CODE_MAX, NO_OFF, NULL,
+   "what travels on the wire; unique among categories"},
+  {"name", CT_STRING, true, 1, CFG_NAME_MAX, NO_OFF, NULL, "what a person reads, UTF-8"},
+};
+
+static const cfg_field_t deadlines_fields[] = {
+  {"normal", CT_MAP, false, 0, 0, NO_OFF, NULL, "days per tier for normal appeals"},
+  {"urgent", CT_MAP, false, 0, 0, NO_OFF, NULL, "days per tier for urgent appeals"},
+  {"categories", CT_MAP, false, 0, 0, NO_OFF, NULL,
+   "per-category overrides: a category code maps to {normal, urgent}"},
+};
+
+#define TIER_FIELDS(d1, d2, d3)                                                       \
+  {"community", CT_INT, false, 1, 365, TIER(LX_TIER_COMMUNITY), d1,                  \
+   "working days at the community"},                                                 \
+  {"township", CT_INT, false, 1, 365, TIER(LX_TIER_TOWNSHIP), d2,                    \
+   "working days at the township"},                                                  \
+  {"county", CT_INT, false, 1, 365, TIER(LX_TIER_COUNTY), d3, "working days at the county"}
+static const cfg_field_t tiers_normal_fields[] = {TIER_FIELDS("3", "5", "10")};
+static const cfg_field_t tiers_urgent_fields[] = {TIER_FIELDS("1", "2", "3")};
+static const cfg_field_t tiers_override_fields[] = {
+  TIER_FIELDS("inherited", "inherited", "inherited")};
+
+static const cfg_field_t override_fields[] = {
+  {"normal", CT_MAP, false, 0, 0, NO_OFF, NULL, "overrides of deadlines.normal"},
+  {"urgent", CT_MAP, false, 0, 0, NO_OFF, NULL, "overrides of deadlines.urgent"},
+};
+
+static const cfg_field_t plugin_fields[] = {
+  {"name", CT_NAME, true, 1, CFG_PLUGIN_MAX, NO_OFF, NULL, "the plugin's name; unique"},
+  {"path", CT_STRING, false, 1, CFG_PATH_MAX, NO_OFF, "the build's plugin dir",
+   "its shared object; relative to the config file's directory"},
+};
+
+static const cfg_section_t top_sec = SECTION("", top_fields, false);
+static const cfg_section_t listen_sec = SECTION("listen", listen_fields, false);
+static const cfg_section_t store_sec = SECTION("store", store_fields, false);
+static const cfg_section_t unit_secs[] = {
+  [LX_TIER_COUNTY] = SECTION("units[]", county_fields, false),
+  [LX_TIER_TOWNSHIP] = SECTION("units[].townships[]", township_fields, false),
+  [LX_TIER_COMMUNITY] = SECTION("units[].townships[].communities[]", community_fields, false),
+};
+static const cfg_section_t category_sec = SECTION("categories[]", category_fields, false);
+static const cfg_section_t deadlines_sec = SECTION("deadlines", deadlines_fields, false);
+static const cfg_section_t normal_sec = SECTION("deadlines.normal", tiers_normal_fields, false);
+static const cfg_section_t urgent_sec = SECTION("deadlines.urgent", tiers_urgent_fields, false);
+static const cfg_section_t override_sec =
+  SECTION("deadlines.categories.CODE", override_fields, false);
+static const cfg_section_t override_tiers_sec =
+  SECTION("deadlines.categories.CODE.normal|urgent", tiers_override_fields, false);
+static const cfg_section_t plugin_sec = SECTION("plugins[]", plugin_fields, true);
+
+static const cfg_section_t *const all_secs[] = {
+  &top_sec, &listen_sec, &store_sec, &unit_secs[LX_TIER_COUNTY],
+  &unit_secs[LX_TIER_TOWNSHIP], &unit_secs[LX_TIER_COMMUNITY], &category_sec,
+  &deadlines_sec, &normal_sec, &urgent_sec, &override_sec, &override_tiers_sec, &plugin_sec,
+};
+
+/* ------------------------------------------------------------- problems */
+
+typedef struct cfg_problem {
+  int line;
+  size_t seq; /* report order, so sorting by line is stable */
+  char *text;
+} cfg_problem_t;
+
+typedef struct cfg_ctx {
+  const char *file;
+  yaml_document_t *doc;
+  lx_config_t *cfg;
+  cfg_problem_t *probs;
+  size_t n_probs, cap_probs;
+  size_t cap_units, cap_cats, cap_overrides, cap_plugins;
+  bool cats_broken; /* no usable category list: skip cross-checks on it */
+  bool oom;
+} cfg_ctx_t;
+
+static char *vformat(const char *fmt, va_list ap)
+{
+  va_list ap2;
+  va_copy(ap2, ap);
+  int n = vsnprintf(NULL, 0, fmt, ap2);
+  va_end(ap2);
+  char *s = n < 0 ? NULL : malloc((size_t)n + 1);
+  if (s)
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+  return s;
+}
+
+static char *format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *format(const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  char *s = vformat(fmt, ap);
+  va_end(ap);
+  return s;
+}
+
+/* Grows an array to hold n + 1 elements; returns it (maybe moved) or NULL,
+ * leaving the old array in place, on out of memory. */
+static void *grow(cfg_ctx_t *c, void *arr, size_t *cap, size_t n, size_t size)
+{
+  if (n < *cap)
+    return arr;
+  size_t ncap = *cap ? *cap * 2 : 8;
+  void *p = realloc(arr, ncap * size);
+  if (!p) {
+    c->oom = true;
+    return NULL;
+  }
+  *cap = ncap;
+  return p;
+}
+
+/* Records one problem. line 0 leaves out the line, path NULL the key path
+ * (used for "cannot open"); an empty path is the document itself. */
+static void cfg_err(cfg_ctx_t *c, int line, const char *path, const char *fmt, ...)
+  __attribute__((format(printf, 4, 5)));
+static void cfg_err(cfg_ctx_t *c, int line, const char *path, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  char *reason = vformat(fmt, ap);
+  va_end(ap);
+  char *text = NULL, at[24] = "";
+  if (line > 0)
+    snprintf(at, sizeof at, ":%d", line);
+  if (reason && path)
+    text = format("%s%s: %s: %s\n", c->file, at, *path ? path : "(top)", reason);
+  else if (reason)
+    text = format("%s%s: %s\n", c->file, at, reason);
+  free(reason);
+  cfg_problem_t *p = text ? grow(c, c->probs, &c->cap_probs, c->n_probs, sizeof *p) : NULL;
+  if (!p) {
+    free(text);
+    c->oom = true;
+    return;
+  }
+  c->probs = p;
+  p[c->n_probs] = (cfg_problem_t){line, c->n_probs, text};
+  c->n_probs++;
+}
+
+static int by_line(const void *a, const void *b)
+{
+  const cfg_problem_t *x = a, *y = b;
+  if (x->line != y->line)
+    return x->line < y->line ? -1 : 1;
+  return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Joins the problems, sorted by line, into one malloc'd string and frees
+ * them. Returns NULL only if even that allocation fails. */
+static char *take_problems(cfg_ctx_t *c)
+{
+  static const char oom[] = ": out of memory\n";
+  qsort(c->probs, c->n_probs, sizeof *c->probs, by_line);
+  size_t total = strlen(c->file) + sizeof oom;
+  for (size_t i = 0; i < c->n_probs; i++)
+    total += strlen(c->probs[i].text);
+  char *s = malloc(total), *o = s;
+  for (size_t i = 0; i < c->n_probs; i++) {
+    if (s)
+      o = stpcpy(o, c->probs[i].text);
+    free(c->probs[i].text);
+  }
+  if (s && (c->oom || !c->n_probs))
+    stpcpy(stpcpy(o, c->file), oom);
+  free(c->probs);
+  c->probs = NULL;
+  c->n_probs = c->cap_probs = 0;
+  return s;
+}
+
+/* ------------------------------------------------------------ yaml nodes */
+
+static int node_line(const yaml_node_t *n) { return (int)n->start_mark.line + 1; }
+static const char *sval(const yaml_node_t *n) { return (const char *)n->data.scalar.value; }
+static size_t slen(const yaml_node_t *n) { return n->data.scalar.length; }
+
+static size_t seq_len(const yaml_node_t *n)
+{
+  return (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+}
+
+static yaml_node_t *seq_item(cfg_ctx_t *c, const yaml_node_t *n, size_t i)
+{
+  return yaml_document_get_node(c->doc, n->data.sequence.items.start[i]);
+}
+
+static bool is_null(const yaml_node_t *n)
+{
+  if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+    return false;
+  const char *v = sval(n);
+  return !*v || !strcmp(v, "~") || !strcmp(v, "null") || !strcmp(v, "Null") ||
+         !strcmp(v, "NULL");
+}
+
+static bool same_scalar(const yaml_node_t *a, const yaml_node_t *b)
+{
+  return a->type == YAML_SCALAR_NODE && b->type == YAML_SCALAR_NODE && slen(a) == slen(b) &&
+         !memcmp(sval(a), sval(b), slen(a));
+}
+
+static const char *kind_noun(const yaml_node_t *n)
+{
+  if (n->type == YAML_SEQUENCE_NODE)
+    return "a list";
+  if (n->type == YAML_MAPPING_NODE)
+    return "a mapping";
+  return is_null(n) ? "an empty value" : "a string";
+}
+
+static const char *type_noun(enum cfg_type t)
+{
+  static const char *const noun[] = {
+    [CT_STRING] = "a string", [CT_CODE] = "a code", [CT_NAME] = "a name",
+    [CT_ENDPOINT] = "an endpoint", [CT_INT] = "an integer", [CT_SIZE] = "a size",
+    [CT_MAP] = "a mapping", [CT_LIST] = "a list",
+  };
+  return noun[t];
+}
+
+/* Copies a scalar, quoted, into buf for a message: control bytes escaped,
+ * long values cut at a character boundary so a hostile value cannot flood
+ * the log. buf must hold at least 16 bytes. */
+static const char *show(const yaml_node_t *n, char *buf, size_t size)
+{
+  const unsigned char *s = n->data.scalar.value;
+  size_t len = slen(n), o = 0, i = 0;
+  buf[o++] = '"';
+  while (i < len) {
+    unsigned char ch = s[i];
+    size_t w = ch < 0x80 ? 1 : ch >= 0xf0 ? 4 : ch >= 0xe0 ? 3 : 2;
+    bool ctl = ch < 0x20 || ch == 0x7f;
+    size_t need = ctl ? 4 : w;
+    if (w > len - i)
+      w = len - i;
+    if (o + need + 5 > size) {
+      memcpy(buf + o, "...", 3);
+      o += 3;
+      break;
+    }
+    if (ctl)
+      o += (size_t)snprintf(buf + o, 5, "\\x%02x", ch);
+    else
+      memcpy(buf + o, s + i, w), o += w;
+    i += ctl ? 1 : w;
+  }
+  buf[o++] = '"';
+  buf[o] = '\0';
+  return buf;
+}
+
+/* key paths: "units[0].townships[1].code"; control bytes in keys become '?' */
+static void path_key(char *out, const char *base, const char *key)
+{
+  size_t o = (size_t)snprintf(out, CFG_PATH, "%s%s", base, *base ? "." : "");
+  for (; *key && o + 1 < CFG_PATH; key++)
+    out[o++] = (unsigned char)*key < 0x20 ? '?' : *key;
+  out[o < CFG_PATH ? o : CFG_PATH - 1] = '\0';
+}
+
+static void path_idx(char *out, const char *base, size_t i)
+{
+  snprintf(out, CFG_PATH, "%s[%zu]", base, i);
+}
+
+/* Returns the earlier key of this mapping equal to PAIR's key, or NULL. */
+static yaml_node_t *earlier_key(cfg_ctx_t *c, const yaml_node_t *map, const yaml_node_pair_t *pair)
+{
+  yaml_node_t *k = yaml_document_get_node(c->doc, pair->key);
+  for (const yaml_node_pair_t *p = map->data.mapping.pairs.start; p < pair; p++) {
+    yaml_node_t *e = yaml_document_get_node(c->doc, p->key);
+    if (same_scalar(e, k))
+      return e;
+  }
+  return NULL;
+}
+
+/* ------------------------------------------------------ structure scan */
+
+typedef struct cfg_scan {
+  unsigned char *seen; /* per node: reached once already */
+  bool fatal;
+} cfg_scan_t;
+
+static void scan_node(cfg_ctx_t *c, cfg_scan_t *s, yaml_node_t *n, int line, const char *path,
+                      int depth);
+
+static void scan_mapping(cfg_ctx_t *c, cfg_scan_t *s, yaml_node_t *n, const char *path,
+                         int depth)
+{
+  char kpath[CFG_PATH];
+  for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+    yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+    yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
+    if (k->type != YAML_SCALAR_NODE) {
+      cfg_err(c, node_line(k), path, "a key must be a string, not %s", kind_noun(k));
+      s->fatal = true;
+      continue;
+    }
+    path_key(kpath, path, sval(k));
+    yaml_node_t *first = earlier_key(c, n, p);
+    if (first)
+      cfg_err(c, node_line(k), kpath, "duplicate key; first at line %d", node_line(first));
+    scan_node(c, s, v, node_line(k), kpath, depth + 1);
+  }
+}
+
+/* Reports what no schema table can: repeated keys, keys that are not
+ * strings, shared (aliased) nodes and nesting deep enough to hurt. */
+static void scan_node(cfg_ctx_t *c, cfg_scan_t *s, yaml_node_t *n, int line, const char *path,
+                      int depth)
+{
+  size_t idx = (size_t)(n - c->doc->nodes.start);
+  if (s->seen[idx]) {
+    cfg_err(c, line, path, "YAML aliases are not supported; write the value out");
+    s->fatal = true;
+    return;
+  }
+  s->seen[idx] = 1;
+  if (depth > CFG_MAX_DEPTH) {
+    cfg_err(c, line, path, "nested deeper than %d levels", CFG_MAX_DEPTH);
+    s->fatal = true;
+    return;
+  }
+  if (n->type == YAML_MAPPING_NODE)
+    scan_mapping(c, s, n, path, depth);
+  if (n->type != YAML_SEQUENCE_NODE)
+    return;
+  char ipath[CFG_PATH];
+  for (size_t i = 0; i < seq_len(n) && !s->fatal; i++) {
+    yaml_node_t *item = seq_item(c, n, i);
+    path_idx(ipath, path, i);
+    scan_node(c, s, item, node_line(item), ipath, depth + 1);
+  }
+}
+
+/* Returns false if the document must not be walked any further. */
+static bool scan_tree(cfg_ctx_t *c, yaml_node_t *root)
+{
+  size_t n = (size_t)(c->doc->nodes.top - c->doc->nodes.start);
+  cfg_scan_t s = {calloc(n ? n : 1, 1), false};
+  if (!s.seen) {
+    c->oom = true;
+    return false;
+  }
+  scan_node(c, &s, root, node_line(root), "", 0);
+  free(s.seen);
+  return !s.fatal;
+}
+
+/* ----------------------------------------------------------- scalar checks */
+
+static int parse_int(const char *s, int64_t *out)
+{
+  const char *p = s + (*s == '-' || *s == '+');
+  if (!*p)
+    return -1;
+  for (const char *q = p; *q; q++)
+    if (*q < '0' || *q > '9')
+      return -1;
+  errno = 0;
+  long long v = strtoll(s, NULL, 10);
+  if (errno == ERANGE)
+    return -2;
+  *out = v;
+  return 0;
+}
+
+/* "4096", "64MiB" or "64 MiB". Returns 0, -1 for bad syntax or -2 when the
+ * value does not fit 64 bits. Decimal KB/MB are refused on purpose: a map
+ * size of "64MB" is ambiguous, and ambiguity in a size is a later outage. */
+static int parse_size(const char *s, uint64_t *out)
+{
+  static const struct { const char *sfx; uint64_t mult; } sfx[] = {
+    {"", 1}, {"KiB", KIB}, {"MiB", MIB}, {"GiB", GIB}, {"TiB", TIB},
+  };
+  uint64_t v = 0;
+  bool big = false;
+  if (*s < '0' || *s > '9')
+    return -1;
+  for (; *s >= '0' && *s <= '9'; s++) {
+    unsigned d = (unsigned)(*s - '0');
+    big = big || v > (UINT64_MAX - d) / 10;
+    v = v * 10 + d;
+  }
+  bool space = *s == ' ';
+  s += space;
+  for (size_t i = space ? 1 : 0; i < sizeof sfx / sizeof sfx[0]; i++) {
+    if (strcmp(s, sfx[i].sfx))
+      continue;
+    if (big || v > UINT64_MAX / sfx[i].mult)
+      return -2;
+    *out = v * sfx[i].mult;
+    return 0;
+  }
+  return -1;
+}
+
+static const char *fmt_size(uint64_t v, char *buf, size_t size)
+{
+  static const struct { const char *sfx; uint64_t mult; } u[] = {
+    {"TiB", TIB}, {"GiB", GIB}, {"MiB", MIB}, {"KiB", KIB},
+  };
+  for (size_t i = 0; i < sizeof u / sizeof u[0]; i++)
+    if (v && v % u[i].mult == 0) {
+      snprintf(buf, size, "%llu %s", (unsigned long long)(v / u[i].mult), u[i].sfx);
+      return buf;
+    }
+  snprintf(buf, size, "%llu bytes", (unsigned long long)v);
+  return buf;
+}
+
+/* Returns the offset of the first byte outside [a-z0-9-] (plus '_' for
+ * names), or len if there is none. */
+static size_t code_bad(const char *s, size_t len, bool underscore)
+{
+  for (size_t i = 0; i < len; i++) {
+    char ch = s[i];
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+          (underscore && ch == '_')))
+      return i;
+  }
+  return len;
+}
+
+static bool endpoint_ok(const char *s, size_t len)
+{
+  const char *sep = strstr(s, "://");
+  return len >= 1 && len <= CFG_EP_MAX && sep && sep > s && sep[3];
+}
+
+static bool check_text(cfg_ctx_t *c, const cfg_field_t *f, const yaml_node_t *v, int line,
+                       const char *path, void *dest)
+{
+  char vb[64];
+  const char *s = sval(v);
+  size_t len = slen(v), bad;
+  if (f->type == CT_ENDPOINT && !endpoint_ok(s, len)) {
+    cfg_err(c, line, path,
+            "%s is not a ZeroMQ endpoint: expected transport://address, at most %d bytes",
+            show(v, vb, sizeof vb), CFG_EP_MAX);
+    return false;
+  }
+  if (len == 0 && f->min > 0) {
+    cfg_err(c, line, path, "must not be empty");
+    return false;
+  }
+  if ((int64_t)len > f->max) {
+    cfg_err(c, line, path, "%s is too long: %zu bytes, at most %lld", show(v, vb, sizeof vb), len,
+            (long long)f->max);
+    return false;
+  }
+  if ((f->type == CT_CODE || f->type == CT_NAME) &&
+      (bad = code_bad(s, len, f->type == CT_NAME)) < len) {
+    cfg_err(c, line, path, "%s has a character other than a-z, 0-9%s and - at byte %zu",
+            show(v, vb, sizeof vb), f->type == CT_NAME ? ", _" : "", bad);
+    return false;
+  }
+  if (f->off != NO_OFF) {
+    char **slot = (char **)((char *)dest + f->off), *copy = strdup(s);
+    if (!copy)
+      c->oom = true;
+    free(*slot);
+    *slot = copy;
+  }
+  return true;
+}
+
+static bool check_int(cfg_ctx_t *c, const cfg_field_t *f, const yaml_node_t *v, int line,
+                      const char *path, void *dest)
+{
+  char vb[64];
+  int64_t x = 0;
+  int r = parse_int(sval(v), &x);
+  if (r == -1) {
+    cfg_err(c, line, path, "expected an integer, got %s", show(v, vb, sizeof vb));
+    return false;
+  }
+  if (r == -2 || x < f->min || x > f->max) {
+    /* only digits by now, but maybe thousands of them */
+    cfg_err(c, line, path, "%.40s%s is out of range %lld..%lld", sval(v),
+            slen(v) > 40 ? "..." : "", (long long)f->min, (long long)f->max);
+    return false;
+  }
+  if (f->off != NO_OFF)
+    *(int *)((char *)dest + f->off) = (int)x;
+  return true;
+}
+
+static bool check_size(cfg_ctx_t *c, const cfg_field_t *f, const yaml_node_t *v, int line,
+                       const char *path, void *dest)
+{
+  char vb[64], lo[32], hi[32];
+  uint64_t x = 0;
+  int r = parse_size(sval(v), &x);
+  if (r == -1) {
+    cfg_err(c, line, path,
+            "bad size %s: write a number of bytes, optionally followed by KiB, MiB, GiB or TiB",
+            show(v, vb, sizeof vb));
+    return false;
+  }
+  if (r == -2 || x < (uint64_t)f->min || x > (uint64_t)f->max) {
+    cfg_err(c, line, path, "%s is out of range %s..%s", show(v, vb, sizeof vb),
+            fmt_size((uint64_t)f->min, lo, sizeof lo), fmt_size((uint64_t)f->max, hi, sizeof hi));
+    return false;
+  }
+  if (f->off != NO_OFF)
+    *(uint64_t *)((char *)dest + f->off) = x;
+  return true;
+}
+
+/* A nested section: right kind, and for a list the right number of
+ * entries. A bare "key:" (null) on an optional section means "defaults". */
+static yaml_node_t *check_nested(cfg_ctx_t *c, const cfg_field_t *f, yaml_node_t *v, int line,
+                                 const char *path)
+{
+  yaml_node_type_t want = f->type == CT_MAP ? YAML_MAPPING_NODE : YAML_SEQUENCE_NODE;
+  if (is_null(v) && !f->required)
+    return NULL;
+  if (v->type != want) {
+    cfg_err(c, line, path, "expected %s, got %s", type_noun(f->type), kind_noun(v));
+    return NULL;
+  }
+  if (f->type != CT_LIST)
+    return v;
+  size_t n = seq_len(v);
+  if (n == 0 && f->min > 0) {
+    cfg_err(c, line, path, "must not be empty");
+    return NULL;
+  }
+  if ((int64_t)n < f->min || (int64_t)n > f->max) {
+    cfg_err(c, line, path, "has %zu entries; %lld..%lld allowed", n, (long long)f->min,
+            (long long)f->max);
+    return NULL;
+  }
+  return v;
+}
+
+/* Checks one value against its field and stores it (when the field has an
+ * offset). Returns the value's node if it is good, else reports and
+ * returns NULL. line is the key's line: that is where a reader looks. */
+static yaml_node_t *field_value(cfg_ctx_t *c, const cfg_field_t *f, yaml_node_t *v, int line,
+                                const char *path, void *dest)
+{
+  if (f->type == CT_MAP || f->type == CT_LIST)
+    return check_nested(c, f, v, line, path);
+  if (v->type != YAML_SCALAR_NODE || is_null(v)) {
+    cfg_err(c, line, path, "expected %s, got %s", type_noun(f->type), kind_noun(v));
+    return NULL;
+  }
+  if (strlen(sval(v)) != slen(v)) {
+    cfg_err(c, line, path, "must not contain a NUL byte");
+    return NULL;
+  }
+  bool ok;
+  if (f->type == CT_INT)
+    ok = check_int(c, f, v, line, path, dest);
+  else if (f->type == CT_SIZE)
+    ok = check_size(c, f, v, line, path, dest);
+  else
+    ok = check_text(c, f, v, line, path, dest);
+  return ok ? v : NULL;
+}
+
+static void unknown_key(cfg_ctx_t *c, int line, const char *path, const cfg_section_t *sec)
+{
+  char list[256];
+  size_t o = 0;
+  list[0] = '\0';
+  for (size_t i = 0; i < sec->n && o < sizeof list; i++)
+    o += (size_t)snprintf(list + o, sizeof list - o, "%s%s", i ? ", " : "", sec->fields[i].key);
+  cfg_err(c, line, path, "unknown key; valid keys: %s", list);
+}
+
+/* Checks mapping NODE (at key path PATH) against SEC: reports unknown keys,
+ * missing required keys and bad values, stores scalar values into DEST by
+ * offset, and sets got[i] to the node of each good, present field (NULL
+ * otherwise). Returns false if NODE is not a mapping at all. */
+static bool check_map(cfg_ctx_t *c, yaml_node_t *node, const char *path,
+                      const cfg_section_t *sec, void *dest, yaml_node_t **got)
+{
+  bool seen[CFG_MAX_FIELDS] = {false};
+  char kpath[CFG_PATH];
+  assert(sec->n <= CFG_MAX_FIELDS);
+  for (size_t i = 0; i < sec->n; i++)
+    got[i] = NULL;
+  if (node->type != YAML_MAPPING_NODE) {
+    cfg_err(c, node_line(node), path, "expected a mapping, got %s", kind_noun(node));
+    return false;
+  }
+  for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top;
+       p++) {
+    yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+    if (k->type != YAML_SCALAR_NODE || earlier_key(c, node, p))
+      continue; /* reported by scan_node */
+    path_key(kpath, path, sval(k));
+    size_t i = 0;
+    while (i < sec->n && strcmp(sec->fields[i].key, sval(k)))
+      i++;
+    if (i == sec->n) {
+      if (!sec->open)
+        unknown_key(c, node_line(k), kpath, sec);
+      continue;
+    }
+    seen[i] = true;
+    yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
+    got[i] = field_value(c, &sec->fields[i], v, node_line(k), kpath, dest);
+  }
+  for (size_t i = 0; i < sec->n; i++)
+    if (sec->fields[i].required && !seen[i]) {
+      path_key(kpath, path, sec->fields[i].key);
+      cfg_err(c, node_line(node), kpath, "required key missing");
+    }
+  return true;
+}
+
+/* ------------------------------------------------------------- sections */
+
+static char *resolve(cfg_ctx_t *c, const char *p)
+{
+  const char *dir = c->cfg->dir;
+  size_t dl = strlen(dir);
+  char *s = p[0] == '/' ? strdup(p) : format("%s%s%s", dir, dl && dir[dl - 1] == '/' ? "" : "/", p);
+  if (!s)
+    c->oom = true;
+  return s;
+}
+
+/* Reports V if an earlier sibling in seen[0..n) has the same value. */
+static bool sibling_dup(cfg_ctx_t *c, yaml_node_t *const *seen, size_t n, const yaml_node_t *v,
+                        const char *ipath, const char *key, const char *what)
+{
+  char kpath[CFG_PATH], vb[64];
+  for (size_t j = 0; j < n; j++) {
+    if (!seen[j] || !same_scalar(seen[j], v))
+      continue;
+    path_key(kpath, ipath, key);
+    cfg_err(c, node_line(v), kpath, "duplicate %s %s; first at line %d", what,
+            show(v, vb, sizeof vb), node_line(seen[j]));
+    return true;
+  }
+  return false;
+}
+
+static void check_store(cfg_ctx_t *c, yaml_node_t *node)
+{
+  yaml_node_t *got[CFG_MAX_FIELDS];
+  lx_config_t *cfg = c->cfg;
+  size_t before = c->n_probs;
+  char a[32], b[32];
+  if (!check_map(c, node, "store", &store_sec, cfg, got) || c->n_probs != before)
+    return; /* a bad size would make the comparison below noise */
+  if (cfg->map_max >= cfg->map_size)
+    return;
+  if (got[STORE_MAP_MAX])
+    cfg_err(c, node_line(got[STORE_MAP_MAX]), "store.map_max",
+            "%s is smaller than store.map_size (%s)", fmt_size(cfg->map_max, a, sizeof a),
+            fmt_size(cfg->map_size, b, sizeof b));
+  else
+    cfg_err(c, node_line(got[STORE_MAP_SIZE]), "store.map_size",
+            "%s is larger than store.map_max (default %s)", fmt_size(cfg->map_size, a, sizeof a),
+            fmt_size(cfg->map_max, b, sizeof b));
+}
+
+/* Appends a unit under PARENT (-1 for a county). Returns its index, or -2
+ * when it cannot be stored (bad or repeated code, or a parent that was
+ * not stored), so its children are still checked but not stored. */
+static int unit_add(cfg_ctx_t *c, yaml_node_t **got, int tier, int parent)
+{
+  lx_config_t *cfg = c->cfg;
+  if (!got[UNIT_CODE] || parent == -2)
+    return -2;
+  lx_unit_t *u = grow(c, cfg->units, &c->cap_units, cfg->n_units, sizeof *u);
+  if (!u)
+    return -2;
+  cfg->units = u;
+  u += cfg->n_units;
+  memset(u, 0, sizeof *u);
+  /* Codes are at most LX_CODE_MAX and there are three tiers, so it fits. */
+  size_t pl = parent < 0 ? 0 : strlen(cfg->units[parent].path), cl = slen(got[UNIT_CODE]);
+  assert(pl + 1 + cl <= LX_PATH_MAX);
+  if (parent >= 0) {
+    memcpy(u->path, cfg->units[parent].path, pl);
+    u->path[pl++] = '.';
+  }
+  memcpy(u->path + pl, sval(got[UNIT_CODE]), cl + 1);
+  u->name = got[UNIT_NAME] ? strdup(sval(got[UNIT_NAME])) : NULL;
+  c->oom = c->oom || (got[UNIT_NAME] && !u->name);
+  u->tier = tier;
+  u->parent = parent;
+  return (int)cfg->n_units++;
+}
+
+/* Walks a list of units of TIER (counties first), storing them parents
+ * first: each unit, then its children, depth first. */
+static void walk_units(cfg_ctx_t *c, yaml_node_t *seq, const char *path, int tier, int parent)
+{
+  size_t n = seq_len(seq);
+  yaml_node_t **codes = calloc(n ? n : 1, sizeof *codes), *got[CFG_MAX_FIELDS];
+  char ipath[CFG_PATH], cpath[CFG_PATH];
+  if (!codes) {
+    c->oom = true;
+    return;
+  }
+  for (size_t i = 0; i < n; i++) {
+    path_idx(ipath, path, i);
+    if (!check_map(c, seq_item(c, seq, i), ipath, &unit_secs[tier], NULL, got))
+      continue;
+    if (got[UNIT_CODE] && sibling_dup(c, codes, i, got[UNIT_CODE], ipath, "code", "code"))
+      got[UNIT_CODE] = NULL;
+    codes[i] = got[UNIT_CODE];
+    int self = unit_add(c, got, tier, parent);
+    if (tier == LX_TIER_COMMUNITY || !got[UNIT_CHILDREN])
+      continue;
+    path_key(cpath, ipath, unit_secs[tier].fields[UNIT_CHILDREN].key);
+    walk_units(c, got[UNIT_CHILDREN], cpath, tier - 1, self);
+  }
+  free(codes);
+}
+
+static void category_add(cfg_ctx_t *c, yaml_node_t *code, yaml_node_t *name)
+{
+  lx_config_t *cfg = c->cfg;
+  lx_category_t *k = grow(c, cfg->categories, &c->cap_cats, cfg->n_categories, sizeof *k);
+  if (!k)
+    return;
+  cfg->categories = k;
+  k += cfg->n_categories++;
+  k->code = strdup(sval(code));
+  k->name = name ? strdup(sval(name)) : NULL;
+  c->oom = c->oom || !k->code || (name && !k->name);
+}
+
+static void walk_categories(cfg_ctx_t *c, yaml_node_t *seq)
+{
+  size_t n = seq_len(seq);
+  yaml_node_t **codes = calloc(n ? n : 1, sizeof *codes), *got[CFG_MAX_FIELDS];
+  char ipath[CFG_PATH];
+  if (!codes) {
+    c->oom = true;
+    return;
+  }
+  for (size_t i = 0; i < n; i++) {
+    path_idx(ipath, "categories", i);
+    if (!check_map(c, seq_item(c, seq, i), ipath, &category_sec, NULL, got) || !got[0])
+      continue;
+    if (sibling_dup(c, codes, i, got[0], ipath, "code", "category code"))
+      continue;
+    codes[i] = got[0];
+    category_add(c, got[0], got[1]);
+  }
+  free(codes);
+}
+
+static void unknown_category(cfg_ctx_t *c, const yaml_node_t *k, const char *path)
+{
+  const lx_config_t *cfg = c->cfg;
+  size_t total = 1;
+  for (size_t i = 0; i < cfg->n_categories; i++)
+    total += strlen(cfg->categories[i].code) + 2;
+  char *list = malloc(total), *o = list;
+  if (!list) {
+    c->oom = true;
+    return;
+  }
+  *o = '\0';
+  for (size_t i = 0; i < cfg->n_categories; i++)
+    o = stpcpy(stpcpy(o, i ? ", " : ""), cfg->categories[i].code);
+  cfg_err(c, node_line(k), path, "unknown category; configured categories: %s",
+          cfg->n_categories ? list : "(none)");
+  free(list);
+}
+
+static void check_override(cfg_ctx_t *c, yaml_node_t *v, const char *path,
+                           lx_deadline_override_t *o)
+{
+  yaml_node_t *got[CFG_MAX_FIELDS], *unused[CFG_MAX_FIELDS];
+  char kpath[CFG_PATH];
+  if (!check_map(c, v, path, &override_sec, NULL, got))
+    return;
+  for (int i = 0; i < 2; i++) {
+    if (!got[i])
+      continue;
+    path_key(kpath, path, override_fields[i].key);
+    check_map(c, got[i], kpath, &override_tiers_sec, i ? &o->urgent : &o->normal, unused);
+  }
+}
+
+/* deadlines.categories: each key must name a configured category (checked
+ * here, at the key's line, so categories are walked first). */
+static void walk_overrides(cfg_ctx_t *c, yaml_node_t *map)
+{
+  lx_deadlines_t *d = &c->cfg->deadlines;
+  char kpath[CFG_PATH];
+  for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+    yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+    if (k->type != YAML_SCALAR_NODE || earlier_key(c, map, p))
+      continue; /* reported by scan_node */
+    path_key(kpath, "deadlines.categories", sval(k));
+    lx_deadline_override_t o = {.line = node_line(k)};
+    bool known = lx_config_find_category(c->cfg, sval(k), slen(k)) >= 0;
+    if (!known && !c->cats_broken)
+      unknown_category(c, k, kpath);
+    check_override(c, yaml_document_get_node(c->doc, p->value), kpath, &o);
+    lx_deadline_override_t *a =
+      known ? grow(c, d->overrides, &c->cap_overrides, d->n_overrides, sizeof *a) : NULL;
+    if (!a)
+      continue;
+    d->overrides = a;
+    o.category = strdup(sval(k));
+    c->oom = c->oom || !o.category;
+    a[d->n_overrides++] = o;
+  }
+}
+
+static void check_deadlines(cfg_ctx_t *c, yaml_node_t *node)
+{
+  yaml_node_t *got[CFG_MAX_FIELDS], *unused[CFG_MAX_FIELDS];
+  lx_deadlines_t *d = &c->cfg->deadlines;
+  if (!check_map(c, node, "deadlines", &deadlines_sec, NULL, got))
+    return;
+  if (got[0])
+    check_map(c, got[0], "deadlines.normal", &normal_sec, &d->normal, unused);
+  if (got[1])
+    check_map(c, got[1], "deadlines.urgent", &urgent_sec, &d->urgent, unused);
+  if (got[2])
+    walk_overrides(c, got[2]);
+}
+
+static void plugin_add(cfg_ctx_t *c, yaml_node_t *name, yaml_node_t *path, int line)
+{
+  lx_config_t *cfg = c->cfg;
+  lx_plugin_conf_t *pl = grow(c, cfg->plugins, &c->cap_plugins, cfg->n_plugins, sizeof *pl);
+  if (!pl)
+    return;
+  cfg->plugins = pl;
+  pl += cfg->n_plugins++;
+  pl->name = strdup(sval(name));
+  pl->path = path ? resolve(c, sval(path)) : NULL;
+  pl->line = line;
+  c->oom = c->oom || !pl->name;
+}
+
+static void walk_plugins(cfg_ctx_t *c, yaml_node_t *seq)
+{
+  size_t n = seq_len(seq);
+  yaml_node_t **names = calloc(n ? n : 1, sizeof *names), *got[CFG_MAX_FIELDS];
+  char ipath[CFG_PATH];
+  if (!names) {
+    c->oom = true;
+    return;
+  }
+  for (size_t i = 0; i < n; i++) {
+    yaml_node_t *item = seq_item(c, seq, i);
+    path_idx(ipath, "plugins", i);
+    if (!check_map(c, item, ipath, &plugin_sec, NULL, got) || !got[0])
+      continue;
+    if (sibling_dup(c, names, i, got[0], ipath, "name", "plugin name"))
+      continue;
+    names[i] = got[0];
+    plugin_add(c, got[0], got[1], node_line(item));
+  }
+  free(names);
+}
+
+/* The schema walk. Categories go before deadlines, whose overrides refer
+ * to them, whatever the order in the file. */
+static void check_doc(cfg_ctx_t *c)
+{
+  yaml_node_t *root = yaml_document_get_root_node(c->doc), *got[CFG_MAX_FIELDS];
+  if (!root) {
+    cfg_err(c, 1, "", "the file is empty; expected a mapping with units and categories");
+    return;
+  }
+  if (!scan_tree(c, root) || !check_map(c, root, "", &top_sec, NULL, got))
+    return;
+  if (got[TOP_LISTEN]) {
+    yaml_node_t *unused[CFG_MAX_FIELDS];
+    check_map(c, got[TOP_LISTEN], "listen", &listen_sec, c->cfg, unused);
+  }
+  if (got[TOP_STORE])
+    check_store(c, got[TOP_STORE]);
+  if (got[TOP_CATEGORIES])
+    walk_categories(c, got[TOP_CATEGORIES]);
+  c->cats_broken = !got[TOP_CATEGORIES];
+  if (got[TOP_UNITS])
+    walk_units(c, got[TOP_UNITS], "units", LX_TIER_COUNTY, -1);
+  if (got[TOP_DEADLINES])
+    check_deadlines(c, got[TOP_DEADLINES]);
+  if (got[TOP_PLUGINS])
+    walk_plugins(c, got[TOP_PLUGINS]);
+  char *store = resolve(c, c->cfg->store_path);
+  free(c->cfg->store_path);
+  c->cfg->store_path = store;
+}
+
+/* ---------------------------------------------------------- file, parser */
+
+static int offset_line(FILE *fp, size_t offset)
+{
+  int line = 1, ch;
+  rewind(fp);
+  for (size_t i = 0; i < offset && (ch = getc(fp)) != EOF; i++)
+    line += ch == '\n';
+  return line;
+}
+
+static void syntax_error(cfg_ctx_t *c, const yaml_parser_t *p, FILE *fp)
+{
+  const char *problem = p->problem ? p->problem : "unknown error";
+  if (p->error == YAML_MEMORY_ERROR)
+    c->oom = true;
+  else if (p->error == YAML_READER_ERROR)
+    cfg_err(c, offset_line(fp, p->problem_offset), "syntax error", "%s at byte %zu", problem,
+            p->problem_offset);
+  else if (p->context)
+    cfg_err(c, (int)p->problem_mark.line + 1, "syntax error", "%s (%s at line %d)", problem,
+            p->context, (int)p->context_mark.line + 1);
+  else
+    cfg_err(c, (int)p->problem_mark.line + 1, "syntax error", "%s", problem);
+}
+
+/* Loads the first document into *doc. A second document is an error (the
+ * daemon would silently ignore it), but the first is still checked. */
+static bool parse_doc(cfg_ctx_t *c, FILE *fp, yaml_document_t *doc)
+{
+  yaml_parser_t p;
+  yaml_document_t more;
+  if (!yaml_parser_initialize(&p)) {
+    c->oom = true;
+    return false;
+  }
+  yaml_parser_set_input_file(&p, fp);
+  bool ok = yaml_parser_load(&p, doc);
+  if (!ok)
+    syntax_error(c, &p, fp);
+  else if (!yaml_parser_load(&p, &more))
+    syntax_error(c, &p, fp);
+  else {
+    yaml_node_t *root = yaml_document_get_root_node(&more);
+    if (root)
+      cfg_err(c, node_line(root), "", "only one YAML document is allowed per file");
+    yaml_document_delete(&more);
+  }
+  yaml_parser_delete(&p);
+  return ok;
+}
+
+static char *dir_of(const char *file)
+{
+  const char *slash = strrchr(file, '/');
+  if (!slash)
+    return strdup(".");
+  return strndup(file, slash == file ? 1 : (size_t)(slash - file));
+}
+
+static bool set_defaults(lx_config_t *cfg, const char *file)
+{
+  cfg->file = strdup(file);
+  cfg->dir = dir_of(file);
+  cfg->ingest_ep = strdup("tcp://127.0.0.1:7601");
+  cfg->alerts_ep = strdup("tcp://127.0.0.1:7602");
+  cfg->query_ep = strdup("tcp://127.0.0.1:7603");
+  cfg->store_path = strdup("data");
+  cfg->map_size = 64 * MIB;
+  cfg->map_max = 16 * GIB;
+  cfg->deadlines.normal = (lx_tier_days_t){{0, 3, 5, 10}};
+  cfg->deadlines.urgent = (lx_tier_days_t){{0, 1, 2, 3}};
+  return cfg->file && cfg->dir && cfg->ingest_ep && cfg->alerts_ep && cfg->query_ep &&
+         cfg->store_path;
+}
+
+static FILE *open_file(cfg_ctx_t *c, const char *file)
+{
+  struct stat st;
+  FILE *fp = fopen(file, "rb");
+  int err = errno;
+  if (fp && fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
+    fclose(fp);
+    fp = NULL;
+    err = EISDIR;
+  }
+  if (!fp)
+    cfg_err(c, 0, NULL, "cannot open: %s", strerror(err));
+  return fp;
+}
+
+/* ----------------------------------------------------------------- API */
+
+int lx_config_load(const char *file, lx_config_t *out, char **errors)
+{
+  lx_config_t cfg = {0};
+  cfg_ctx_t c = {.file = file, .cfg = &cfg};
+  yaml_document_t doc;
+  assert(file && out);
+  memset(out, 0, sizeof *out);
+  if (errors)
+    *errors = NULL;
+  FILE *fp = open_file(&c, file);
+  if (fp) {
+    if (!set_defaults(&cfg, file))
+      c.oom = true;
+    else if (parse_doc(&c, fp, &doc)) {
+      c.doc = &doc;
+      check_doc(&c);
+      yaml_document_delete(&doc);
+    }
+    fclose(fp);
+  }
+  if (!c.n_probs && !c.oom) {
+    *out = cfg;
+    return 0;
+  }
+  lx_config_free(&cfg);
+  char *text = take_problems(&c);
+  if (errors)
+    *errors = text;
+  else
+    free(text);
+  return -1;
+}
+
+void lx_config_free(lx_config_t *cfg)
+{
+  if (!cfg)
+    return;
+  free(cfg->file);
+  free(cfg->dir);
+  free(cfg->ingest_ep);
+  free(cfg->alerts_ep);
+  free(cfg->query_ep);
+  free(cfg->store_path);
+  for (size_t i = 0; i < cfg->n_units; i++)
+    free(cfg->units[i].name);
+  free(cfg->units);
+  for (size_t i = 0; i < cfg->n_categories; i++) {
+    free(cfg->categories[i].code);
+    free(cfg->categories[i].name);
+  }
+  free(cfg->categories);
+  for (size_t i = 0; i < cfg->deadlines.n_overrides; i++)
+    free(cfg->deadlines.overrides[i].category);
+  free(cfg->deadlines.overrides);
+  for (size_t i = 0; i < cfg->n_plugins; i++) {
+    free(cfg->plugins[i].name);
+    free(cfg->plugins[i].path);
+  }
+  free(cfg->plugins);
+  memset(cfg, 0, sizeof *cfg);
+}
+
+int lx_config_find_unit(const lx_config_t *cfg, const char *path, size_t len)
+{
+  for (size_t i = 0; i < cfg->n_units; i++) {
+    const char *p = cfg->units[i].path;
+    if (strlen(p) == len && !memcmp(p, path, len))
+      return (int)i;
+  }
+  return -1;
+}
+
+int lx_config_find_category(const lx_config_t *cfg, const char *code, size_t len)
+{
+  for (size_t i = 0; i < cfg->n_categories; i++) {
+    const char *k = cfg->categories[i].code;
+    if (strlen(k) == len && !memcmp(k, code, len))
+      return (int)i;
+  }
+  return -1;
+}
+
+static const char *const tier_names[] = {
+  [LX_TIER_COMMUNITY] = "community", [LX_TIER_TOWNSHIP] = "township", [LX_TIER_COUNTY] = "county",
+};
+
+const char *lx_tier_name(int tier)
+{
+  return tier >= LX_TIER_COMMUNITY && tier <= LX_TIER_COUNTY ? tier_names[tier] : "?";
+}
+
+int lx_tier_parse(const char *s, size_t len)
+{
+  for (int t = LX_TIER_COMMUNITY; t <= LX_TIER_COUNTY; t++)
+    if (strlen(tier_names[t]) == len && !memcmp(tier_names[t], s, len))
+      return t;
+  return 0;
+}
+
+static void print_range(FILE *out, const cfg_field_t *f)
+{
+  char lo[32], hi[32];
+  switch (f->type) {
+  case CT_STRING: case CT_CODE: case CT_NAME: case CT_ENDPOINT:
+    fprintf(out, "%lld..%lld bytes", (long long)f->min, (long long)f->max);
+    break;
+  case CT_INT:
+    fprintf(out, "%lld..%lld", (long long)f->min, (long long)f->max);
+    break;
+  case CT_SIZE:
+    fprintf(out, "%s..%s", fmt_size((uint64_t)f->min, lo, sizeof lo),
+            fmt_size((uint64_t)f->max, hi, sizeof hi));
+    break;
+  case CT_LIST:
+    fprintf(out, "%s", f->min ? "non-empty" : "may be empty");
+    break;
+  case CT_MAP:
+    fprintf(out, "-");
+    break;
+  }
+}
+
+void lx_config_print_schema(FILE *out)
+{
+  static const char *const tname[] = {
+    [CT_STRING] = "string", [CT_CODE] = "code", [CT_NAME] = "name", [CT_ENDPOINT] = "endpoint",
+    [CT_INT] = "integer", [CT_SIZE] = "size", [CT_MAP] = "mapping", [CT_LIST] = "list",
+  };
+  char key[CFG_PATH];
+  for (size_t s = 0; s < sizeof all_secs / sizeof all_secs[0]; s++) {
+    const cfg_section_t *sec = all_secs[s];
+    for (size_t i = 0; i < sec->n; i++) {
+      const cfg_field_t *f = &sec->fields[i];
+      path_key(key, sec->path, f->key);
+      fprintf(out, "%s (%s, %s%s; ", key, tname[f->type],
+              f->required ? "required" : f->def ? "default " : "optional",
+              f->required || !f->def ? "" : f->def);
+      print_range(out, f);
+      fprintf(out, ")\n    %s\n", f->desc);
+    }
+    if (sec->open)
+      fprintf(out, "%s.* (any)\n    other keys belong to the plugin\n", sec->path);
+  }
+}

@@ -1,0 +1,629 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * test_config.c: unit tests of the YAML configuration loader (config.c).
+ *
+ * The sample config/lianxin.yaml must load with the tree and categories the
+ * other tests rely on. Then each kind of mistake an operator makes gets its
+ * own small file (written with mkstemp under /tmp), and the test asserts the
+ * exact "FILE:LINE: key.path: reason" the operator will read, because that
+ * message is the loader's whole user interface. Runs under ASan/LSan, so
+ * every failure path is also checked for leaks.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+
+/* A minimal valid file: lines 1..10. Tests add their mistake after it (from
+ * line 11) or build their own. */
+#define MIN_UNITS                       \
+  "units:\n"                            \
+  "  - code: qd\n"                      \
+  "    name: 青德县\n"                  \
+  "    townships:\n"                    \
+  "      - code: hx\n"                  \
+  "        name: 和兴镇\n"              \
+  "        communities:\n"              \
+  "          - {code: dy, name: 东园社区}\n"
+#define MIN_CATS            \
+  "categories:\n"           \
+  "  - {code: jobs, name: 就业}\n"
+#define MIN MIN_UNITS MIN_CATS
+
+/* Writes text to a fresh file under /tmp; returns its malloc'd name. */
+static char *write_tmp(const char *text)
+{
+  char *name = strdup("/tmp/lx-test-config-XXXXXX");
+  assert_non_null(name);
+  int fd = mkstemp(name);
+  assert_true(fd >= 0);
+  size_t len = strlen(text);
+  assert_int_equal(write(fd, text, len), (ssize_t)len);
+  close(fd);
+  return name;
+}
+
+static int load_text(const char *text, lx_config_t *cfg, char **err, char **file)
+{
+  *file = write_tmp(text);
+  return lx_config_load(*file, cfg, err);
+}
+
+static void assert_zeroed(const lx_config_t *cfg)
+{
+  static const lx_config_t zero;
+  assert_memory_equal(cfg, &zero, sizeof zero);
+}
+
+/* Asserts that loading TEXT fails and the errors contain "FILE:LINE: WHAT". */
+static void expect_error(const char *text, int line, const char *what)
+{
+  lx_config_t cfg;
+  char *err = NULL, *file, needle[1024];
+  assert_int_equal(load_text(text, &cfg, &err, &file), -1);
+  assert_zeroed(&cfg);
+  assert_non_null(err);
+  snprintf(needle, sizeof needle, "%s:%d: %s", file, line, what);
+  if (!strstr(err, needle))
+    fail_msg("expected\n  %s\nin\n%s", needle, err);
+  unlink(file);
+  free(file);
+  free(err);
+}
+
+/* Like expect_error, for messages whose middle is too long to spell out:
+ * "FILE:LINE: HEAD" and, later on the same line, TAIL. */
+static void expect_error_ends(const char *text, int line, const char *head, const char *tail)
+{
+  lx_config_t cfg;
+  char *err = NULL, *file, needle[1024];
+  assert_int_equal(load_text(text, &cfg, &err, &file), -1);
+  assert_zeroed(&cfg);
+  snprintf(needle, sizeof needle, "%s:%d: %s", file, line, head);
+  const char *hit = strstr(err, needle), *end = hit ? strchr(hit, '\n') : NULL;
+  const char *t = hit ? strstr(hit, tail) : NULL;
+  if (!hit || !end || !t || t + strlen(tail) > end + 1)
+    fail_msg("expected\n  %s ... %s\nin\n%s", needle, tail, err);
+  unlink(file);
+  free(file);
+  free(err);
+}
+
+static char *sample_path(void)
+{
+  const char *src = getenv("LX_SOURCE_DIR");
+  char *p = NULL;
+  if (src)
+    assert_true(asprintf(&p, "%s/config/lianxin.yaml", src) > 0);
+  else { /* run by hand: find the repo from this file's path */
+    const char *me = __FILE__, *cut = strstr(me, "tests/unit/test_config.c");
+    assert_non_null(cut);
+    assert_true(asprintf(&p, "%.*sconfig/lianxin.yaml", (int)(cut - me), me) > 0);
+  }
+  return p;
+}
+
+/* ------------------------------------------------------------ good files */
+
+static void test_sample_loads(void **state)
+{
+  lx_config_t cfg;
+  char *err = NULL, *file = sample_path();
+  int rc = lx_config_load(file, &cfg, &err);
+  if (rc)
+    fail_msg("%s", err);
+  assert_null(err);
+  assert_int_equal(cfg.n_units, 13);
+  assert_int_equal(cfg.n_categories, 9);
+  assert_string_equal(cfg.file, file);
+  assert_string_equal(cfg.ingest_ep, "tcp://127.0.0.1:7601");
+  assert_string_equal(cfg.alerts_ep, "tcp://127.0.0.1:7602");
+  assert_string_equal(cfg.query_ep, "tcp://127.0.0.1:7603");
+  assert_non_null(strstr(cfg.store_path, "config/../data"));
+  assert_int_equal(cfg.map_size, 64ULL << 20);
+  assert_int_equal(cfg.map_max, 16ULL << 30);
+  assert_int_equal(cfg.n_plugins, 0);
+
+  /* parents first: the county, then each township followed by its communities */
+  assert_string_equal(cfg.units[0].path, "qd");
+  assert_string_equal(cfg.units[0].name, "青德县");
+  assert_int_equal(cfg.units[0].tier, LX_TIER_COUNTY);
+  assert_int_equal(cfg.units[0].parent, -1);
+  assert_string_equal(cfg.units[1].path, "qd.hx");
+  assert_int_equal(cfg.units[1].tier, LX_TIER_TOWNSHIP);
+  assert_int_equal(cfg.units[1].parent, 0);
+  assert_string_equal(cfg.units[2].path, "qd.hx.dy");
+  assert_string_equal(cfg.units[2].name, "东园社区");
+  assert_int_equal(cfg.units[2].tier, LX_TIER_COMMUNITY);
+  assert_int_equal(cfg.units[2].parent, 1);
+  assert_string_equal(cfg.units[5].path, "qd.xs");
+  assert_string_equal(cfg.units[12].path, "qd.nh.yj");
+  assert_int_equal(cfg.units[12].parent, 9);
+
+  assert_int_equal(lx_config_find_unit(&cfg, "qd.xs.lq", 8), 7);
+  assert_string_equal(cfg.units[7].name, "柳桥村");
+  assert_int_equal(lx_config_find_unit(&cfg, "qd.nhXXX", 5), 9); /* not NUL-terminated */
+  assert_int_equal(lx_config_find_unit(&cfg, "qd.h", 4), -1);     /* no prefix matches */
+  assert_int_equal(lx_config_find_unit(&cfg, "qd.hx.dy.x", 10), -1);
+  assert_int_equal(lx_config_find_unit(&cfg, "", 0), -1);
+
+  assert_string_equal(cfg.categories[0].code, "jobs");
+  assert_string_equal(cfg.categories[0].name, "就业");
+  assert_int_equal(lx_config_find_category(&cfg, "labour-disputeZ", 14), 6);
+  assert_int_equal(lx_config_find_category(&cfg, "other", 5), 8);
+  assert_int_equal(lx_config_find_category(&cfg, "job", 3), -1);
+
+  const lx_deadlines_t *d = &cfg.deadlines;
+  assert_int_equal(d->normal.days[LX_TIER_COMMUNITY], 3);
+  assert_int_equal(d->normal.days[LX_TIER_TOWNSHIP], 5);
+  assert_int_equal(d->normal.days[LX_TIER_COUNTY], 10);
+  assert_int_equal(d->urgent.days[LX_TIER_COMMUNITY], 1);
+  assert_int_equal(d->urgent.days[LX_TIER_COUNTY], 3);
+  assert_int_equal(d->n_overrides, 1);
+  assert_string_equal(d->overrides[0].category, "housing");
+  assert_int_equal(d->overrides[0].normal.days[LX_TIER_COMMUNITY], 5);
+  assert_int_equal(d->overrides[0].normal.days[LX_TIER_TOWNSHIP], 0);
+  assert_int_equal(d->overrides[0].urgent.days[LX_TIER_COMMUNITY], 0);
+  assert_true(d->overrides[0].line > 0);
+
+  lx_config_free(&cfg);
+  assert_zeroed(&cfg);
+  lx_config_free(&cfg); /* safe twice */
+  free(file);
+}
+
+static void test_defaults(void **state)
+{
+  lx_config_t cfg;
+  char *err = NULL, *file, *want;
+  assert_int_equal(load_text(MIN, &cfg, &err, &file), 0);
+  assert_null(err);
+  assert_string_equal(cfg.dir, "/tmp");
+  assert_string_equal(cfg.store_path, "/tmp/data");
+  assert_string_equal(cfg.query_ep, "tcp://127.0.0.1:7603");
+  assert_int_equal(cfg.map_size, 64ULL << 20);
+  assert_int_equal(cfg.map_max, 16ULL << 30);
+  assert_int_equal(cfg.deadlines.normal.days[LX_TIER_TOWNSHIP], 5);
+  assert_int_equal(cfg.deadlines.urgent.days[LX_TIER_TOWNSHIP], 2);
+  assert_int_equal(cfg.deadlines.n_overrides, 0);
+  assert_int_equal(cfg.n_units, 3);
+  assert_int_equal(cfg.n_plugins, 0);
+  assert_true(asprintf(&want, "%s", file) > 0);
+  assert_string_equal(cfg.file, want);
+  free(want);
+  lx_config_free(&cfg);
+  unlink(file);
+  free(file);
+}
+
+static void test_values_and_plugins(void **state)
+{
+  lx_config_t cfg;
+  char *err = NULL, *file;
+  const char *text = MIN
+    "listen: {ingest: 'ipc:///run/lx/ingest'}\n"        /* 11 */
+    "store: {path: /var/lib/lx, map_size: 1 GiB, map_max: 1TiB}\n"
+    "deadlines:\n"
+    "  urgent: {county: 4}\n"
+    "  categories:\n"
+    "    jobs: {urgent: {township: 7}}\n"                 /* 16 */
+    "plugins:\n"
+    "  - name: escalate\n"                                /* 18 */
+    "    path: plugins/escalate.so\n"
+    "    every: 60          # the plugin's own key\n"
+    "    tiers: [1, 2]\n"
+    "  - {name: rank_2, path: /opt/rank.so}\n"            /* 22 */
+    "  - {name: audit}\n";
+  int rc = load_text(text, &cfg, &err, &file);
+  if (rc)
+    fail_msg("%s", err);
+  assert_string_equal(cfg.ingest_ep, "ipc:///run/lx/ingest");
+  assert_string_equal(cfg.alerts_ep, "tcp://127.0.0.1:7602");
+  assert_string_equal(cfg.store_path, "/var/lib/lx");
+  assert_int_equal(cfg.map_size, 1ULL << 30);
+  assert_int_equal(cfg.map_max, 1ULL << 40);
+  assert_int_equal(cfg.deadlines.urgent.days[LX_TIER_COUNTY], 4);
+  assert_int_equal(cfg.deadlines.urgent.days[LX_TIER_COMMUNITY], 1);
+  assert_int_equal(cfg.deadlines.n_overrides, 1);
+  assert_int_equal(cfg.deadlines.overrides[0].line, 16);
+  assert_int_equal(cfg.deadlines.overrides[0].urgent.days[LX_TIER_TOWNSHIP], 7);
+  assert_int_equal(cfg.n_plugins, 3);
+  assert_string_equal(cfg.plugins[0].name, "escalate");
+  assert_string_equal(cfg.plugins[0].path, "/tmp/plugins/escalate.so");
+  assert_int_equal(cfg.plugins[0].line, 18);
+  assert_string_equal(cfg.plugins[1].path, "/opt/rank.so");
+  assert_int_equal(cfg.plugins[1].line, 22);
+  assert_null(cfg.plugins[2].path);
+  lx_config_free(&cfg);
+  unlink(file);
+  free(file);
+}
+
+static void test_tiers(void **state)
+{
+  assert_string_equal(lx_tier_name(LX_TIER_COMMUNITY), "community");
+  assert_string_equal(lx_tier_name(LX_TIER_TOWNSHIP), "township");
+  assert_string_equal(lx_tier_name(LX_TIER_COUNTY), "county");
+  assert_string_equal(lx_tier_name(0), "?");
+  assert_string_equal(lx_tier_name(4), "?");
+  assert_int_equal(lx_tier_parse("county", 6), LX_TIER_COUNTY);
+  assert_int_equal(lx_tier_parse("townships", 8), LX_TIER_TOWNSHIP);
+  assert_int_equal(lx_tier_parse("community", 9), LX_TIER_COMMUNITY);
+  assert_int_equal(lx_tier_parse("count", 5), 0);
+  assert_int_equal(lx_tier_parse("", 0), 0);
+}
+
+static void test_free_zeroed(void **state)
+{
+  lx_config_t cfg = {0};
+  lx_config_free(&cfg);
+  lx_config_free(NULL);
+}
+
+static void test_print_schema(void **state)
+{
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *out = open_memstream(&buf, &len);
+  assert_non_null(out);
+  lx_config_print_schema(out);
+  fclose(out);
+  assert_non_null(strstr(buf, "store.map_size (size, default 64MiB; 1 MiB..1 TiB)"));
+  assert_non_null(strstr(buf, "units[].townships[].communities[].code (code, required"));
+  assert_non_null(strstr(buf, "deadlines.normal.county (integer, default 10; 1..365)"));
+  free(buf);
+}
+
+/* ------------------------------------------------------------- mistakes */
+
+static void test_missing_file(void **state)
+{
+  lx_config_t cfg;
+  char *err = NULL;
+  assert_int_equal(lx_config_load("/tmp/lx-no-such-dir/lianxin.yaml", &cfg, &err), -1);
+  assert_zeroed(&cfg);
+  assert_string_equal(err, "/tmp/lx-no-such-dir/lianxin.yaml: cannot open: "
+                           "No such file or directory\n");
+  free(err);
+  assert_int_equal(lx_config_load("/tmp", &cfg, &err), -1);
+  assert_string_equal(err, "/tmp: cannot open: Is a directory\n");
+  free(err);
+  assert_int_equal(lx_config_load("/tmp/lx-no-such-dir/x", &cfg, NULL), -1);
+}
+
+static void test_syntax_error(void **state)
+{
+  expect_error(MIN "store:\n  path: x\n   map_size: 1MiB\n", 13,
+               "syntax error: mapping values are not allowed in this context");
+  expect_error(MIN "deadlines: {normal: [1, 2}\n", 11, "syntax error: did not find expected ',' or ']'");
+  expect_error("units: \xff\n", 1, "syntax error: invalid leading UTF-8 octet");
+  expect_error("", 1, "(top): the file is empty");
+  expect_error("- a\n- b\n", 1, "(top): expected a mapping, got a list");
+  expect_error(MIN "---\nunits: []\n", 12, "(top): only one YAML document is allowed per file");
+}
+
+static void test_unknown_keys(void **state)
+{
+  expect_error(MIN "colour: blue\n", 11,
+               "colour: unknown key; valid keys: listen, store, units, categories, "
+               "deadlines, plugins\n");
+  expect_error(MIN "store:\n  pathh: x\n", 12,
+               "store.pathh: unknown key; valid keys: path, map_size, map_max\n");
+  expect_error(MIN_UNITS "          - {code: xc, nmae: 新村}\n" MIN_CATS, 9,
+               "units[0].townships[0].communities[1].nmae: unknown key; valid keys: code, name\n");
+  expect_error(MIN "deadlines: {normal: {village: 2}}\n", 11,
+               "deadlines.normal.village: unknown key; valid keys: community, township, county\n");
+}
+
+static void test_missing_required(void **state)
+{
+  expect_error(MIN_UNITS "          - {code: xc}\n" MIN_CATS, 9,
+               "units[0].townships[0].communities[1].name: required key missing\n");
+  expect_error(MIN_UNITS, 1, "categories: required key missing\n");
+  expect_error(MIN_CATS, 1, "units: required key missing\n");
+  expect_error("units:\n  - code: qd\n    name: 青德县\n" MIN_CATS, 2,
+               "units[0].townships: required key missing\n");
+  expect_error(MIN "plugins:\n  - path: x.so\n", 12, "plugins[0].name: required key missing\n");
+}
+
+static void test_wrong_type(void **state)
+{
+  expect_error("units: qd\n" MIN_CATS, 1, "units: expected a list, got a string\n");
+  expect_error("units:\n" MIN_CATS, 1, "units: expected a list, got an empty value\n");
+  expect_error(MIN_UNITS "categories: {code: jobs}\n", 9,
+               "categories: expected a list, got a mapping\n");
+  expect_error(MIN_UNITS "          - {code: xc, name: [a, b]}\n" MIN_CATS, 9,
+               "units[0].townships[0].communities[1].name: expected a string, got a list\n");
+  expect_error(MIN_UNITS "          - xc\n" MIN_CATS, 9,
+               "units[0].townships[0].communities[1]: expected a mapping, got a string\n");
+  expect_error(MIN "listen: [tcp://a:1]\n", 11, "listen: expected a mapping, got a list\n");
+  expect_error(MIN "deadlines: {normal: {county: {x: 1}}}\n", 11,
+               "deadlines.normal.county: expected an integer, got a mapping\n");
+  expect_error(MIN "store: {path: \"a\\0b\"}\n", 11, "store.path: must not contain a NUL byte\n");
+  expect_error(MIN "? [a, b]\n: c\n", 11, "(top): a key must be a string, not a list\n");
+}
+
+static void test_bad_codes(void **state)
+{
+  expect_error("units:\n  - code: Qd\n", 2,
+               "units[0].code: \"Qd\" has a character other than a-z, 0-9 and - at byte 0\n");
+  expect_error(MIN_UNITS "          - {code: x_c, name: x}\n" MIN_CATS, 9,
+               "units[0].townships[0].communities[1].code: \"x_c\" has a character other than "
+               "a-z, 0-9 and - at byte 1\n");
+  expect_error(MIN_UNITS "categories:\n  - {code: 就业, name: 就业}\n", 10,
+               "categories[0].code: \"就业\" has a character other than a-z, 0-9 and - at byte 0\n");
+  expect_error(MIN_UNITS "categories:\n  - {code: '', name: x}\n", 10,
+               "categories[0].code: must not be empty\n");
+  expect_error(MIN "plugins: [{name: Esc}]\n", 11,
+               "plugins[0].name: \"Esc\" has a character other than a-z, 0-9, _ and - at byte 0\n");
+}
+
+static void test_code_too_long(void **state)
+{
+  /* 32 is the limit and fine; 33 is not */
+  lx_config_t cfg;
+  char *err = NULL, *file;
+  assert_int_equal(load_text(MIN_UNITS "categories:\n  - {code: abcdefghijklmnopqrstuvwxyz012345, "
+                                       "name: x}\n",
+                             &cfg, &err, &file),
+                   0);
+  lx_config_free(&cfg);
+  unlink(file);
+  free(file);
+  expect_error(MIN_UNITS "categories:\n  - {code: abcdefghijklmnopqrstuvwxyz0123456, name: x}\n",
+               10, "categories[0].code: \"abcdefghijklmnopqrstuvwxyz0123456\" is too long: "
+                   "33 bytes, at most 32\n");
+  char name[400] = MIN "plugins: [{name: ";
+  size_t o = strlen(name);
+  memset(name + o, 'p', 65);
+  strcpy(name + o + 65, "}]\n");
+  expect_error_ends(name, 11, "plugins[0].name: \"pppppppppp",
+                    "ppp...\" is too long: 65 bytes, at most 64\n");
+}
+
+static void test_duplicate_codes(void **state)
+{
+  expect_error(MIN_UNITS "          - {code: dy, name: 又一个}\n" MIN_CATS, 9,
+               "units[0].townships[0].communities[1].code: duplicate code \"dy\"; "
+               "first at line 8\n");
+  expect_error(MIN_UNITS "      - {code: hx, name: x, communities: [{code: a, name: b}]}\n" MIN_CATS,
+               9, "units[0].townships[1].code: duplicate code \"hx\"; first at line 5\n");
+  expect_error(MIN "  - {code: jobs, name: 工作}\n", 11,
+               "categories[1].code: duplicate category code \"jobs\"; first at line 10\n");
+
+  /* the same code under different parents is fine */
+  lx_config_t cfg;
+  char *err = NULL, *file;
+  assert_int_equal(
+    load_text(MIN_UNITS "      - {code: xs, name: 西山镇, communities: [{code: dy, name: x}]}\n" MIN_CATS,
+              &cfg, &err, &file),
+    0);
+  assert_int_equal(lx_config_find_unit(&cfg, "qd.xs.dy", 8), 4);
+  assert_int_equal(cfg.units[4].parent, 3);
+  lx_config_free(&cfg);
+  unlink(file);
+  free(file);
+}
+
+static void test_duplicate_yaml_key(void **state)
+{
+  expect_error(MIN "store:\n  path: a\n  path: b\n", 13, "store.path: duplicate key; first at line 12\n");
+  expect_error(MIN "units: []\n", 11, "units: duplicate key; first at line 1\n");
+  expect_error(MIN "plugins:\n  - {name: a, x: 1, x: 2}\n", 12,
+               "plugins[0].x: duplicate key; first at line 12\n");
+  expect_error(MIN "deadlines:\n  categories:\n    jobs: {}\n    jobs: {}\n", 14,
+               "deadlines.categories.jobs: duplicate key; first at line 13\n");
+}
+
+static void test_empty_lists(void **state)
+{
+  expect_error("units: []\n" MIN_CATS, 1, "units: must not be empty\n");
+  expect_error(MIN_UNITS "categories: []\n", 9, "categories: must not be empty\n");
+  expect_error("units:\n  - {code: qd, name: x, townships: []}\n" MIN_CATS, 2,
+               "units[0].townships: must not be empty\n");
+
+  /* an empty plugin list, or a bare "plugins:", is fine */
+  lx_config_t cfg;
+  char *err = NULL, *file;
+  assert_int_equal(load_text(MIN "plugins:\n  # - name: escalate\n", &cfg, &err, &file), 0);
+  assert_int_equal(cfg.n_plugins, 0);
+  lx_config_free(&cfg);
+  unlink(file);
+  free(file);
+}
+
+static void test_deadline_range(void **state)
+{
+  expect_error(MIN "deadlines: {normal: {county: 400}}\n", 11,
+               "deadlines.normal.county: 400 is out of range 1..365\n");
+  expect_error(MIN "deadlines:\n  urgent:\n    community: 0\n", 13,
+               "deadlines.urgent.community: 0 is out of range 1..365\n");
+  expect_error(MIN "deadlines: {urgent: {township: 2.5}}\n", 11,
+               "deadlines.urgent.township: expected an integer, got \"2.5\"\n");
+  expect_error(MIN "deadlines:\n  categories:\n    jobs: {normal: {township: 99999999999999999999}}\n",
+               13, "deadlines.categories.jobs.normal.township: 99999999999999999999 is out of "
+                   "range 1..365\n");
+}
+
+static void test_sizes(void **state)
+{
+  expect_error(MIN "store: {map_size: 64MB}\n", 11,
+               "store.map_size: bad size \"64MB\": write a number of bytes, optionally followed "
+               "by KiB, MiB, GiB or TiB\n");
+  expect_error(MIN "store: {map_size: -1}\n", 11, "store.map_size: bad size \"-1\"");
+  expect_error(MIN "store: {map_max: 512KiB}\n", 11,
+               "store.map_max: \"512KiB\" is out of range 1 MiB..1 TiB\n");
+  expect_error(MIN "store: {map_size: 2TiB}\n", 11,
+               "store.map_size: \"2TiB\" is out of range 1 MiB..1 TiB\n");
+  expect_error(MIN "store: {map_size: 99999999999999999999999}\n", 11,
+               "store.map_size: \"99999999999999999999999\" is out of range");
+  expect_error(MIN "store: {map_size: 18014398509481984 TiB}\n", 11,
+               "store.map_size: \"18014398509481984 TiB\" is out of range");
+}
+
+static void test_map_max_below_map_size(void **state)
+{
+  expect_error(MIN "store:\n  map_size: 2GiB\n  map_max: 1GiB\n", 13,
+               "store.map_max: 1 GiB is smaller than store.map_size (2 GiB)\n");
+  expect_error(MIN "store:\n  map_size: 32GiB\n", 12,
+               "store.map_size: 32 GiB is larger than store.map_max (default 16 GiB)\n");
+}
+
+static void test_unknown_override(void **state)
+{
+  expect_error(MIN "deadlines:\n  categories:\n    parking: {normal: {community: 2}}\n", 13,
+               "deadlines.categories.parking: unknown category; configured categories: jobs\n");
+  expect_error(MIN "deadlines:\n  categories:\n    jobs: {normal: {village: 2}}\n", 13,
+               "deadlines.categories.jobs.normal.village: unknown key; valid keys: community, "
+               "township, county\n");
+  expect_error(MIN "deadlines:\n  categories:\n    jobs: 3\n", 13,
+               "deadlines.categories.jobs: expected a mapping, got a string\n");
+
+  /* a broken category list is reported once, not again by every override */
+  lx_config_t cfg;
+  char *err = NULL, *file;
+  assert_int_equal(load_text(MIN_UNITS "categories: []\ndeadlines: {categories: {jobs: {}}}\n",
+                             &cfg, &err, &file), -1);
+  assert_non_null(strstr(err, ":9: categories: must not be empty\n"));
+  assert_ptr_equal(strchr(err, '\n'), err + strlen(err) - 1);
+  unlink(file);
+  free(file);
+  free(err);
+}
+
+static void test_bad_endpoint(void **state)
+{
+  expect_error(MIN "listen:\n  ingest: 127.0.0.1:7601\n", 12,
+               "listen.ingest: \"127.0.0.1:7601\" is not a ZeroMQ endpoint: expected "
+               "transport://address, at most 255 bytes\n");
+  expect_error(MIN "listen: {query: 'tcp://'}\n", 11, "listen.query: \"tcp://\" is not a ZeroMQ endpoint");
+  expect_error(MIN "listen: {alerts: ''}\n", 11, "listen.alerts: \"\" is not a ZeroMQ endpoint");
+  char text[600] = MIN "listen: {alerts: 'tcp://";
+  size_t o = strlen(text);
+  memset(text + o, 'a', 250);
+  strcpy(text + o + 250, "'}\n");
+  expect_error(text, 11, "listen.alerts: \"tcp://aaaa");
+}
+
+static void test_duplicate_plugin(void **state)
+{
+  expect_error(MIN "plugins:\n  - name: escalate\n  - name: rank\n  - name: escalate\n    path: x.so\n",
+               14, "plugins[2].name: duplicate plugin name \"escalate\"; first at line 12\n");
+}
+
+static void test_aliases_refused(void **state)
+{
+  expect_error("units: &u\n  - {code: qd, name: x, townships: [{code: a, name: b, communities: "
+               "[{code: c, name: d}]}]}\nmore: *u\n" MIN_CATS,
+               3, "more: YAML aliases are not supported");
+}
+
+static void test_deep_nesting(void **state)
+{
+  char text[300] = "units: ";
+  size_t o = strlen(text);
+  for (int i = 0; i < 100; i++)
+    text[o++] = '[';
+  for (int i = 0; i < 100; i++)
+    text[o++] = ']';
+  strcpy(text + o, "\n");
+  expect_error_ends(text, 1, "units[0][0][0]", "][0]: nested deeper than 64 levels\n");
+}
+
+/* Every mistake in a file is reported, one per line, in file order. */
+static void test_many_mistakes(void **state)
+{
+  const char *text =
+    "listen: {ingest: nowhere}\n"                        /* 1: bad endpoint */
+    "store:\n"
+    "  map_size: lots\n"                                 /* 3: bad size */
+    "units:\n"
+    "  - code: QD\n"                                     /* 5: bad code */
+    "    name: 青德县\n"
+    "    townships:\n"
+    "      - code: hx\n"                                  /* 8: missing name */
+    "        communities:\n"
+    "          - {code: dy, name: 东园社区, extra: 1}\n"  /* 10: unknown key */
+    "categories:\n"
+    "  - {code: jobs, name: 就业}\n"
+    "  - {code: jobs, name: 工作}\n"                      /* 13: duplicate */
+    "deadlines:\n"
+    "  normal: {county: 0}\n"                            /* 15: range */
+    "  categories: {parking: {}}\n"                      /* 16: unknown category */
+    "plugins: [{name: a}, {name: a}]\n"                  /* 17: duplicate plugin */
+    "colour: blue\n";                                    /* 18: unknown key */
+  static const char *const want[] = {
+    ":1: listen.ingest: ",
+    ":3: store.map_size: ",
+    ":5: units[0].code: ",
+    ":8: units[0].townships[0].name: required key missing",
+    ":10: units[0].townships[0].communities[0].extra: unknown key",
+    ":13: categories[1].code: duplicate category code",
+    ":15: deadlines.normal.county: 0 is out of range",
+    ":16: deadlines.categories.parking: unknown category",
+    ":17: plugins[1].name: duplicate plugin name",
+    ":18: colour: unknown key",
+  };
+  size_t n = sizeof want / sizeof want[0];
+  lx_config_t cfg;
+  char *err = NULL, *file;
+  assert_int_equal(load_text(text, &cfg, &err, &file), -1);
+  assert_zeroed(&cfg);
+  size_t lines = 0;
+  for (const char *p = err; *p; p++)
+    lines += *p == '\n';
+  if (lines != n)
+    fail_msg("want %zu problems, got:\n%s", n, err);
+  const char *at = err;
+  for (size_t i = 0; i < n; i++) {
+    char needle[256];
+    snprintf(needle, sizeof needle, "%s%s", file, want[i]);
+    const char *hit = strstr(at, needle);
+    if (!hit)
+      fail_msg("expected (in this order) %s in\n%s", needle, err);
+    at = hit + 1;
+  }
+  unlink(file);
+  free(file);
+  free(err);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_sample_loads),
+    cmocka_unit_test(test_defaults),
+    cmocka_unit_test(test_values_and_plugins),
+    cmocka_unit_test(test_tiers),
+    cmocka_unit_test(test_free_zeroed),
+    cmocka_unit_test(test_print_schema),
+    cmocka_unit_test(test_missing_file),
+    cmocka_unit_test(test_syntax_error),
+    cmocka_unit_test(test_unknown_keys),
+    cmocka_unit_test(test_missing_required),
+    cmocka_unit_test(test_wrong_type),
+    cmocka_unit_test(test_bad_codes),
+    cmocka_unit_test(test_code_too_long),
+    cmocka_unit_test(test_duplicate_codes),
+    cmocka_unit_test(test_duplicate_yaml_key),
+    cmocka_unit_test(test_empty_lists),
+    cmocka_unit_test(test_deadline_range),
+    cmocka_unit_test(test_sizes),
+    cmocka_unit_test(test_map_max_below_map_size),
+    cmocka_unit_test(test_unknown_override),
+    cmocka_unit_test(test_bad_endpoint),
+    cmocka_unit_test(test_duplicate_plugin),
+    cmocka_unit_test(test_aliases_refused),
+    cmocka_unit_test(test_deep_nesting),
+    cmocka_unit_test(test_many_mistakes),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
