@@ -133,6 +133,7 @@ static int commit_batch(lx_ingest_t *in) {
   if (rc)
     return rc;
   uint64_t rat = lx_store_next_rat(s, lx_clock_now_ms());
+  uint64_t seq0 = lx_store_head(s)->seq;
   for (size_t i = 0; i < in->n && rc == 0; i++) {
     pending_t *p = &in->batch[i];
     if (p->err.code)
@@ -140,7 +141,10 @@ static int commit_batch(lx_ingest_t *in) {
     reset_outcome(p);
     rc = apply_one(in, txn, p, rat);
   }
-  if (rc) {
+  /* A batch of only retries and rejections wrote nothing: no flush needed,
+   * and it still answers when the map is full. */
+  bool wrote = lx_store_next_seq(s) != seq0 + 1;
+  if (rc || !wrote) {
     lx_store_abort(s, txn);
     return rc;
   }

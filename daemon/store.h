@@ -96,6 +96,9 @@ int lx_store_grow(lx_store_t *s);
 /* The receive time for the next record: max(previous rat, now). */
 uint64_t lx_store_next_rat(const lx_store_t *s, uint64_t now_ms);
 
+/* The seq the next append in the open transaction will get. */
+uint64_t lx_store_next_seq(const lx_store_t *s);
+
 /* Appends a record with the next seq, chaining its hash. Writes the seq
  * given to *seq. Returns 0, LX_EFULL or LX_EINTERNAL. */
 int lx_store_append(lx_store_t *s, MDB_txn *txn, uint64_t rat, const uint8_t *ev, size_t len,
