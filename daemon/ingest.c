@@ -190,7 +190,7 @@ static void pack_reply(msgpack_packer *pk, const pending_t *p) {
   lx_mp_pack_cstr(pk, "ok");
   ok ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
   lx_mp_pack_cstr(pk, "id");
-  if (p->ev.id.n)
+  if (p->ev.id.p)
     lx_mp_pack_str(pk, p->ev.id.p, p->ev.id.n);
   else
     msgpack_pack_nil(pk);

@@ -334,7 +334,7 @@ static int do_appeal(req_t *r, const msgpack_object *m) {
   if ((rc = opt_str(m, "appeal", &rb->id, &r->err)) <= 0 ||
       (rc = opt_uint(m, "at", &rb->at, &r->err)) < 0) {
     if (rc == 0)
-      lx_fail(&r->err, LX_EBADREQ, "appeal: required");
+      rc = lx_fail(&r->err, LX_EBADREQ, "appeal: required");
     goto out;
   }
   rb->has_at = rc == 1;

@@ -346,9 +346,11 @@ static int walk_map(const schema_t *sc, const msgpack_object *map, lx_event_t *e
 static int check_head(const msgpack_object *root, lx_event_t *ev, const lx_schema_ctx_t *ctx,
                       lx_error_t *e) {
   const msgpack_object *id = lx_mp_get(root, "id");
-  if (id && id->type == MSGPACK_OBJECT_STR && id->via.str.size <= LX_ID_MAX &&
+  /* Echo any readable string id in the reply, even one that breaks the id
+   * rules, so the client can match the rejection to its request. */
+  if (id && id->type == MSGPACK_OBJECT_STR && id->via.str.size <= LX_STR_MAX &&
       utf8_ok((const uint8_t *)id->via.str.ptr, id->via.str.size))
-    ev->id = (lx_str_t){id->via.str.ptr, id->via.str.size};
+    ev->id = (lx_str_t){id->via.str.size ? id->via.str.ptr : "", id->via.str.size};
   const msgpack_object *v = lx_mp_get(root, "v");
   if (!v)
     return lx_fail(e, LX_ESCHEMA, "v: required");

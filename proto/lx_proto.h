@@ -95,7 +95,7 @@ int lx_status_parse(const char *s, size_t len);
  * frame it was decoded from; they live as long as those do. */
 typedef struct lx_event {
   int type;      /* enum lx_ev_type */
-  lx_str_t id;
+  lx_str_t id;   /* id.p is NULL when the frame had no readable string id */
   int64_t at;
   lx_str_t unit;
   lx_str_t actor;

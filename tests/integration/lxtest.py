@@ -151,8 +151,8 @@ class Daemon:
             assert r["ok"], r
             out.extend(r["records"])
             frm = r["next"]
-            stop = filters.get("to", r["head"])
-            if frm > stop:
+            # done when next passes head, or passes `to` when one was given
+            if frm > r["head"] or ("to" in filters and frm > filters["to"]):
                 return out, r
 
 
