@@ -1,0 +1,1434 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * lianxin.c: the command-line client of the Lianxin daemon.
+ *
+ * It lets a person or a shell script do what field apps and auditors do over
+ * the wire: publish events (JSON in, one JSON ack out per event), replay the
+ * log, and ask for the head, the unit tree, counters and an appeal's state.
+ * It speaks PROTOCOL.md only, through one DEALER socket per endpoint: each
+ * request is exactly one msgpack frame and each reply one frame, so the
+ * same code path works whether the daemon is local or across a network.
+ *
+ * Exit codes: 0 success; 1 the daemon (or the local JSON check) rejected
+ * something; 2 usage, input or transport errors, including a timeout.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <msgpack.h>
+#include <sodium.h>
+#include <zmq.h>
+
+#include "json_mp.h"
+
+#define EXIT_REJECTED 1
+#define EXIT_USAGE 2
+
+#define DEFAULT_INGEST "tcp://127.0.0.1:7601"
+#define DEFAULT_QUERY "tcp://127.0.0.1:7603"
+#define DEFAULT_TIMEOUT_MS 5000
+#define DEFAULT_WINDOW 256
+#define MAX_WINDOW 65536
+#define DEFAULT_PAGE 1000
+#define MAX_PAGE 10000
+/* The transport may disconnect a peer that sends more than this, which would
+ * lose every ack in flight, so larger events are refused before sending. */
+#define FRAME_MAX (1024 * 1024)
+#define MSG_MAX (64 * 1024)
+
+typedef struct cli {
+  const char *ingest;
+  const char *query;
+  int timeout_ms;
+  const char *key_file;        /* CURVE: our NAME.key */
+  const char *server_key_file; /* CURVE: the daemon's NAME.pub */
+  bool compact;
+  const struct cli_cmd *cmd;   /* the command being run, for its help text */
+  void *zctx;
+} cli_t;
+
+typedef int (*cli_cmd_fn)(cli_t *c, int argc, char **argv);
+
+struct cli_cmd {
+  const char *name;
+  cli_cmd_fn fn;
+  const char *help;
+};
+
+static const struct cli_cmd *cmd_find(const char *name);
+
+/* --- small helpers ------------------------------------------------------- */
+
+static void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void cli_err(const char *fmt, ...)
+{
+  va_list ap;
+  fflush(stdout); /* keep stdout and stderr in order on a terminal */
+  fputs("lianxin: ", stderr);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+}
+
+static int64_t now_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Parses a whole decimal integer in [min, max]; false on anything else. */
+static bool parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+  char *end;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+    return false;
+  *out = v;
+  return true;
+}
+
+static void pack_cstr(msgpack_packer *pk, const char *s)
+{
+  msgpack_pack_str_with_body(pk, s, strlen(s));
+}
+
+/* Looks a key up in a msgpack map; NULL when absent or o is not a map. */
+static const msgpack_object *mp_get(const msgpack_object *o, const char *key)
+{
+  if (o->type != MSGPACK_OBJECT_MAP)
+    return NULL;
+  size_t n = strlen(key);
+  for (uint32_t i = 0; i < o->via.map.size; i++) {
+    const msgpack_object *k = &o->via.map.ptr[i].key;
+    if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n && memcmp(k->via.str.ptr, key, n) == 0)
+      return &o->via.map.ptr[i].val;
+  }
+  return NULL;
+}
+
+static bool mp_is_true(const msgpack_object *o)
+{
+  return o != NULL && o->type == MSGPACK_OBJECT_BOOLEAN && o->via.boolean;
+}
+
+static bool mp_uint(const msgpack_object *o, uint64_t *out)
+{
+  if (o == NULL || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+    return false;
+  *out = o->via.u64;
+  return true;
+}
+
+static void print_json(const cJSON *j, bool pretty)
+{
+  char *s = pretty ? cJSON_Print(j) : cJSON_PrintUnformatted(j);
+  if (s != NULL) {
+    fputs(s, stdout);
+    fputc('\n', stdout);
+    free(s);
+  }
+}
+
+/* --- transport ----------------------------------------------------------- */
+
+/* Reads line `line` (0-based) of a key file into out (a Z85 key, 40 chars). */
+static int read_key(const char *path, int line, char out[41])
+{
+  FILE *f = fopen(path, "r");
+  char buf[256];
+  int rc = -1;
+  if (f == NULL) {
+    cli_err("%s: %s", path, strerror(errno));
+    return -1;
+  }
+  for (int i = 0; i <= line && fgets(buf, sizeof buf, f) != NULL; i++) {
+    if (i == line) {
+      buf[strcspn(buf, "\r\n")] = '\0';
+      if (strlen(buf) == 40) {
+        memcpy(out, buf, 41);
+        rc = 0;
+      }
+    }
+  }
+  fclose(f);
+  if (rc < 0)
+    cli_err("%s: line %d is not a Z85 key", path, line + 1);
+  return rc;
+}
+
+static int socket_curve(const cli_t *c, void *s)
+{
+  char server[41], pub[41], sec[41];
+  if (c->key_file == NULL && c->server_key_file == NULL)
+    return 0;
+  if (c->key_file == NULL || c->server_key_file == NULL) {
+    cli_err("CURVE needs both --key and --server-key");
+    return -1;
+  }
+  if (read_key(c->server_key_file, 0, server) < 0 || read_key(c->key_file, 0, pub) < 0 ||
+      read_key(c->key_file, 1, sec) < 0)
+    return -1;
+  if (zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, server, 41) != 0 ||
+      zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, pub, 41) != 0 ||
+      zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, sec, 41) != 0) {
+    cli_err("cannot enable CURVE: %s", zmq_strerror(errno));
+    return -1;
+  }
+  sodium_memzero(sec, sizeof sec);
+  return 0;
+}
+
+/* Opens a DEALER connected to ep. hwm > 0 raises both high-water marks so a
+ * pipelined window never blocks or drops. Returns NULL after reporting. */
+static void *socket_open(cli_t *c, const char *ep, int hwm)
+{
+  void *s = zmq_socket(c->zctx, ZMQ_DEALER);
+  int zero = 0;
+  if (s == NULL) {
+    cli_err("cannot create socket: %s", zmq_strerror(errno));
+    return NULL;
+  }
+  zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+  zmq_setsockopt(s, ZMQ_SNDTIMEO, &c->timeout_ms, sizeof c->timeout_ms);
+  zmq_setsockopt(s, ZMQ_RCVTIMEO, &c->timeout_ms, sizeof c->timeout_ms);
+  if (hwm > 0) {
+    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
+  }
+  if (socket_curve(c, s) < 0) {
+    zmq_close(s);
+    return NULL;
+  }
+  if (zmq_connect(s, ep) != 0) {
+    cli_err("cannot connect to %s: %s", ep, zmq_strerror(errno));
+    zmq_close(s);
+    return NULL;
+  }
+  return s;
+}
+
+/* One reply frame, unpacked. The objects point into buf. */
+typedef struct reply {
+  char *buf;
+  size_t len;
+  msgpack_unpacked u;
+} reply_t;
+
+static void reply_free(reply_t *r)
+{
+  msgpack_unpacked_destroy(&r->u);
+  free(r->buf);
+  r->buf = NULL;
+}
+
+/* Receives one frame (honouring the socket's receive timeout) and unpacks
+ * it as a map. Returns 0, or -1 after reporting a timeout or a bad frame. */
+static int reply_recv(cli_t *c, void *s, const char *ep, reply_t *r)
+{
+  zmq_msg_t m;
+  size_t off = 0;
+  zmq_msg_init(&m);
+  msgpack_unpacked_init(&r->u);
+  r->buf = NULL;
+  if (zmq_msg_recv(&m, s, 0) < 0) {
+    if (errno == EAGAIN)
+      cli_err("no reply from %s within %d ms", ep, c->timeout_ms);
+    else
+      cli_err("receive from %s: %s", ep, zmq_strerror(errno));
+    zmq_msg_close(&m);
+    return -1;
+  }
+  r->len = zmq_msg_size(&m);
+  r->buf = malloc(r->len ? r->len : 1);
+  if (r->buf != NULL)
+    memcpy(r->buf, zmq_msg_data(&m), r->len);
+  zmq_msg_close(&m);
+  if (r->buf == NULL || msgpack_unpack_next(&r->u, r->buf, r->len, &off) != MSGPACK_UNPACK_SUCCESS ||
+      off != r->len || r->u.data.type != MSGPACK_OBJECT_MAP) {
+    cli_err("reply from %s is not one msgpack map", ep);
+    reply_free(r);
+    return -1;
+  }
+  return 0;
+}
+
+/* Sends one request on the query socket s and waits for its reply. */
+static int query_roundtrip(cli_t *c, void *s, const msgpack_sbuffer *req, reply_t *r)
+{
+  if (zmq_send(s, req->data, req->size, 0) < 0) {
+    cli_err("send to %s: %s", c->query, zmq_strerror(errno));
+    return -1;
+  }
+  return reply_recv(c, s, c->query, r);
+}
+
+/* --- option parsing shared by every command ------------------------------ */
+
+enum {
+  OPT_INGEST = 256, OPT_QUERY, OPT_TIMEOUT, OPT_KEY, OPT_SERVER_KEY, OPT_COMPACT,
+  OPT_WINDOW, OPT_FILL, OPT_FROM, OPT_TO, OPT_LIMIT, OPT_SINCE, OPT_UNTIL,
+  OPT_UNIT, OPT_TYPES, OPT_APPEAL, OPT_AT, OPT_SIGN,
+};
+
+static const struct option global_opts[] = {
+  {"ingest", required_argument, NULL, OPT_INGEST},
+  {"query", required_argument, NULL, OPT_QUERY},
+  {"timeout", required_argument, NULL, OPT_TIMEOUT},
+  {"key", required_argument, NULL, OPT_KEY},
+  {"server-key", required_argument, NULL, OPT_SERVER_KEY},
+  {"help", no_argument, NULL, 'h'},
+  {NULL, 0, NULL, 0},
+};
+
+static const char main_help[] =
+  "usage: lianxin [OPTIONS] COMMAND [ARGS...]\n"
+  "\n"
+  "Client of the Lianxin daemon (lianxind). Speaks PROTOCOL.md: msgpack over\n"
+  "ZeroMQ; reads and prints JSON.\n"
+  "\n"
+  "Commands:\n"
+  "  publish [FILE|-]   send events (JSON object, array, or JSON Lines) to ingest\n"
+  "  replay             print log records as JSON lines\n"
+  "  head               the newest record, its chain hash and the last checkpoint\n"
+  "  units              the configured unit tree and appeal categories\n"
+  "  stats              the daemon's counters\n"
+  "  appeal ID          an appeal's state (now, or --at a past time)\n"
+  "  keygen NAME        write a CURVE key pair (or --sign: an Ed25519 pair)\n"
+  "  help [COMMAND]     this text, or a command's\n"
+  "\n"
+  "Options (before or after the command):\n"
+  "  --ingest EP        ingest endpoint (env LIANXIN_INGEST; default " DEFAULT_INGEST ")\n"
+  "  --query EP         query endpoint (env LIANXIN_QUERY; default " DEFAULT_QUERY ")\n"
+  "  --timeout MS       how long to wait for any reply (default 5000)\n"
+  "  --key FILE         CURVE: this client's NAME.key (env LIANXIN_KEY)\n"
+  "  --server-key FILE  CURVE: the daemon's NAME.pub (env LIANXIN_SERVER_KEY)\n"
+  "  -h, --help         help\n"
+  "\n"
+  "Exit status: 0 ok; 1 rejected by the daemon (or invalid JSON input);\n"
+  "2 usage, input or transport error (including a timeout).\n";
+
+static int global_opt(cli_t *c, int o, const char *arg)
+{
+  int64_t v;
+  switch (o) {
+  case OPT_INGEST: c->ingest = arg; return 0;
+  case OPT_QUERY: c->query = arg; return 0;
+  case OPT_KEY: c->key_file = arg; return 0;
+  case OPT_SERVER_KEY: c->server_key_file = arg; return 0;
+  case OPT_TIMEOUT:
+    if (!parse_i64(arg, 1, 3600000, &v)) {
+      cli_err("--timeout: expected milliseconds from 1 to 3600000, got '%s'", arg);
+      return -1;
+    }
+    c->timeout_ms = (int)v;
+    return 0;
+  }
+  return -1;
+}
+
+static bool is_global_opt(int o)
+{
+  return o == OPT_INGEST || o == OPT_QUERY || o == OPT_TIMEOUT || o == OPT_KEY ||
+         o == OPT_SERVER_KEY;
+}
+
+static void cmd_usage_exit(const cli_t *c)
+{
+  fprintf(stderr, "Try 'lianxin %s --help'.\n", c->cmd->name);
+  exit(EXIT_USAGE);
+}
+
+/* getopt_long over the command's own options plus the global ones. Handles
+ * global options and --help itself; returns the command's next option, or
+ * -1 when done. A bad option ends the program with EXIT_USAGE. */
+static int cmd_getopt(cli_t *c, int argc, char **argv, const struct option *own)
+{
+  struct option all[32];
+  size_t n = 0;
+  for (; own != NULL && own[n].name != NULL; n++)
+    all[n] = own[n];
+  for (size_t i = 0; global_opts[i].name != NULL; i++)
+    all[n++] = global_opts[i];
+  all[n] = (struct option){NULL, 0, NULL, 0};
+  for (;;) {
+    int o = getopt_long(argc, argv, "h", all, NULL);
+    if (o == 'h') {
+      fputs(c->cmd->help, stdout);
+      exit(0);
+    }
+    if (o == '?' || (is_global_opt(o) && global_opt(c, o, optarg) < 0))
+      cmd_usage_exit(c);
+    if (!is_global_opt(o))
+      return o;
+  }
+}
+
+/* Parses options of commands that only take the global ones and --compact. */
+static int cmd_plain_opts(cli_t *c, int argc, char **argv)
+{
+  static const struct option own[] = {
+    {"compact", no_argument, NULL, OPT_COMPACT},
+    {NULL, 0, NULL, 0},
+  };
+  int o;
+  while ((o = cmd_getopt(c, argc, argv, own)) != -1)
+    if (o == OPT_COMPACT)
+      c->compact = true;
+  return optind;
+}
+
+/* --- head, units, stats, appeal ----------------------------------------- */
+
+/* Sends one query, prints the reply as JSON; exit 1 when ok is not true. */
+static int query_print(cli_t *c, const msgpack_sbuffer *req)
+{
+  void *s = socket_open(c, c->query, 0);
+  reply_t r;
+  char err[160];
+  int rc = EXIT_USAGE;
+  if (s == NULL)
+    return EXIT_USAGE;
+  if (query_roundtrip(c, s, req, &r) == 0) {
+    cJSON *j = lx_mp_to_json(&r.u.data, err, sizeof err);
+    if (j == NULL) {
+      cli_err("reply cannot be shown as JSON: %s", err);
+    } else {
+      print_json(j, !c->compact);
+      rc = mp_is_true(mp_get(&r.u.data, "ok")) ? 0 : EXIT_REJECTED;
+      cJSON_Delete(j);
+    }
+    reply_free(&r);
+  }
+  zmq_close(s);
+  return rc;
+}
+
+static int cmd_simple(cli_t *c, int argc, char **argv)
+{
+  int i = cmd_plain_opts(c, argc, argv);
+  if (i < argc) {
+    cli_err("%s: unexpected argument '%s'", c->cmd->name, argv[i]);
+    cmd_usage_exit(c);
+  }
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_map(&pk, 1);
+  pack_cstr(&pk, "op");
+  pack_cstr(&pk, c->cmd->name); /* head, units and stats are named as their op */
+  int rc = query_print(c, &sb);
+  msgpack_sbuffer_destroy(&sb);
+  return rc;
+}
+
+static int cmd_appeal(cli_t *c, int argc, char **argv)
+{
+  static const struct option own[] = {
+    {"at", required_argument, NULL, OPT_AT},
+    {"compact", no_argument, NULL, OPT_COMPACT},
+    {NULL, 0, NULL, 0},
+  };
+  int64_t at = 0;
+  bool has_at = false;
+  int o;
+  while ((o = cmd_getopt(c, argc, argv, own)) != -1) {
+    if (o == OPT_COMPACT) {
+      c->compact = true;
+    } else if (o == OPT_AT) {
+      if (!parse_i64(optarg, 0, INT64_MAX, &at)) {
+        cli_err("appeal: --at expects milliseconds since the epoch, got '%s'", optarg);
+        cmd_usage_exit(c);
+      }
+      has_at = true;
+    }
+  }
+  if (argc - optind != 1) {
+    cli_err("appeal: expected exactly one appeal ID");
+    cmd_usage_exit(c);
+  }
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_map(&pk, has_at ? 3 : 2);
+  pack_cstr(&pk, "op");
+  pack_cstr(&pk, "appeal");
+  pack_cstr(&pk, "appeal");
+  pack_cstr(&pk, argv[optind]);
+  if (has_at) {
+    pack_cstr(&pk, "at");
+    msgpack_pack_int64(&pk, at);
+  }
+  int rc = query_print(c, &sb);
+  msgpack_sbuffer_destroy(&sb);
+  return rc;
+}
+
+/* --- replay --------------------------------------------------------------- */
+
+typedef struct replay_opts {
+  int64_t from, to, since, until, limit;
+  bool has_to, has_since, has_until;
+  const char *unit, *types, *appeal;
+} replay_opts_t;
+
+/* Packs "a,b" as ["a", "b"]; empty names (",," or a trailing comma) are
+ * skipped. The first pass counts, the second packs. */
+static void pack_types(msgpack_packer *pk, const char *types)
+{
+  for (int pass = 0, n = 0; pass < 2; pass++) {
+    if (pass == 1)
+      msgpack_pack_array(pk, (size_t)n);
+    for (const char *p = types; *p != '\0';) {
+      size_t len = strcspn(p, ",");
+      if (len > 0 && pass == 0)
+        n++;
+      else if (len > 0)
+        msgpack_pack_str_with_body(pk, p, len);
+      p += len + (p[len] == ',');
+    }
+  }
+}
+
+static void pack_replay(msgpack_packer *pk, const replay_opts_t *o, int64_t from)
+{
+  size_t n = 3 + o->has_to + o->has_since + o->has_until + (o->unit != NULL) +
+             (o->types != NULL) + (o->appeal != NULL);
+  msgpack_pack_map(pk, n);
+  pack_cstr(pk, "op");
+  pack_cstr(pk, "replay");
+  pack_cstr(pk, "from");
+  msgpack_pack_int64(pk, from);
+  pack_cstr(pk, "limit");
+  msgpack_pack_int64(pk, o->limit);
+  if (o->has_to) {
+    pack_cstr(pk, "to");
+    msgpack_pack_int64(pk, o->to);
+  }
+  if (o->has_since) {
+    pack_cstr(pk, "since");
+    msgpack_pack_int64(pk, o->since);
+  }
+  if (o->has_until) {
+    pack_cstr(pk, "until");
+    msgpack_pack_int64(pk, o->until);
+  }
+  if (o->unit != NULL) {
+    pack_cstr(pk, "unit");
+    pack_cstr(pk, o->unit);
+  }
+  if (o->types != NULL) {
+    pack_cstr(pk, "types");
+    pack_types(pk, o->types);
+  }
+  if (o->appeal != NULL) {
+    pack_cstr(pk, "appeal");
+    pack_cstr(pk, o->appeal);
+  }
+}
+
+/* Prints one record as a JSON line with its `ev` bytes decoded. A record
+ * whose event cannot be decoded keeps `ev` as hex and says why in
+ * `ev_error`, so nothing is hidden from an auditor. */
+static int print_record(const msgpack_object *rec)
+{
+  char err[160];
+  cJSON *j = lx_mp_to_json(rec, err, sizeof err);
+  if (j == NULL || !cJSON_IsObject(j)) {
+    cli_err("replay: record cannot be shown as JSON: %s", j == NULL ? err : "not a map");
+    cJSON_Delete(j);
+    return -1;
+  }
+  const msgpack_object *ev = mp_get(rec, "ev");
+  if (ev != NULL && ev->type == MSGPACK_OBJECT_BIN) {
+    cJSON *d = lx_mp_buf_to_json(ev->via.bin.ptr, ev->via.bin.size, err, sizeof err);
+    if (d != NULL)
+      cJSON_ReplaceItemInObjectCaseSensitive(j, "ev", d);
+    else
+      cJSON_AddStringToObject(j, "ev_error", err);
+  }
+  print_json(j, false);
+  cJSON_Delete(j);
+  return 0;
+}
+
+/* Prints a page; returns 0, or -1 if the reply is not shaped as specified. */
+static int replay_page(const msgpack_object *reply, uint64_t *next, uint64_t *head)
+{
+  const msgpack_object *recs = mp_get(reply, "records");
+  if (recs == NULL || recs->type != MSGPACK_OBJECT_ARRAY || !mp_uint(mp_get(reply, "next"), next) ||
+      !mp_uint(mp_get(reply, "head"), head)) {
+    cli_err("replay: reply lacks records, next or head");
+    return -1;
+  }
+  for (uint32_t i = 0; i < recs->via.array.size; i++)
+    if (print_record(&recs->via.array.ptr[i]) < 0)
+      return -1;
+  return 0;
+}
+
+/* Reports a failed query reply as "what: CODE: error". */
+static void report_refusal(const char *what, const msgpack_object *reply)
+{
+  const msgpack_object *code = mp_get(reply, "code"), *msg = mp_get(reply, "error");
+  bool cs = code != NULL && code->type == MSGPACK_OBJECT_STR;
+  bool ms = msg != NULL && msg->type == MSGPACK_OBJECT_STR;
+  cli_err("%s: %.*s: %.*s", what, cs ? (int)code->via.str.size : 1, cs ? code->via.str.ptr : "?",
+          ms ? (int)msg->via.str.size : 1, ms ? msg->via.str.ptr : "?");
+}
+
+/* Pages until the daemon says everything asked for was sent: next > head,
+ * or next > to when --to was given. */
+static int replay_run(cli_t *c, void *s, const replay_opts_t *o)
+{
+  uint64_t from = (uint64_t)o->from;
+  for (;;) {
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    reply_t r;
+    uint64_t next = 0, head = 0;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    pack_replay(&pk, o, (int64_t)from);
+    int rc = query_roundtrip(c, s, &sb, &r);
+    msgpack_sbuffer_destroy(&sb);
+    if (rc < 0)
+      return EXIT_USAGE;
+    if (!mp_is_true(mp_get(&r.u.data, "ok"))) {
+      report_refusal("replay", &r.u.data);
+      reply_free(&r);
+      return EXIT_REJECTED;
+    }
+    rc = replay_page(&r.u.data, &next, &head);
+    reply_free(&r);
+    if (rc < 0)
+      return EXIT_USAGE;
+    if (next > head || (o->has_to && next > (uint64_t)o->to))
+      return 0;
+    if (next <= from) {
+      cli_err("replay: the daemon did not advance past seq %" PRIu64, from);
+      return EXIT_USAGE;
+    }
+    from = next;
+  }
+}
+
+static void replay_int_opt(cli_t *c, const char *name, const char *arg, int64_t min, int64_t max,
+                           int64_t *out)
+{
+  if (!parse_i64(arg, min, max, out)) {
+    cli_err("replay: --%s expects an integer from %" PRId64 " to %" PRId64 ", got '%s'", name,
+            min, max, arg);
+    cmd_usage_exit(c);
+  }
+}
+
+static int cmd_replay(cli_t *c, int argc, char **argv)
+{
+  static const struct option own[] = {
+    {"from", required_argument, NULL, OPT_FROM},   {"to", required_argument, NULL, OPT_TO},
+    {"limit", required_argument, NULL, OPT_LIMIT}, {"since", required_argument, NULL, OPT_SINCE},
+    {"until", required_argument, NULL, OPT_UNTIL}, {"unit", required_argument, NULL, OPT_UNIT},
+    {"types", required_argument, NULL, OPT_TYPES}, {"appeal", required_argument, NULL, OPT_APPEAL},
+    {NULL, 0, NULL, 0},
+  };
+  replay_opts_t o = {.from = 1, .limit = DEFAULT_PAGE};
+  int op;
+  while ((op = cmd_getopt(c, argc, argv, own)) != -1) {
+    switch (op) {
+    case OPT_FROM: replay_int_opt(c, "from", optarg, 1, INT64_MAX, &o.from); break;
+    case OPT_TO: replay_int_opt(c, "to", optarg, 0, INT64_MAX, &o.to); o.has_to = true; break;
+    case OPT_LIMIT: replay_int_opt(c, "limit", optarg, 1, MAX_PAGE, &o.limit); break;
+    case OPT_SINCE: replay_int_opt(c, "since", optarg, 0, INT64_MAX, &o.since); o.has_since = true; break;
+    case OPT_UNTIL: replay_int_opt(c, "until", optarg, 0, INT64_MAX, &o.until); o.has_until = true; break;
+    case OPT_UNIT: o.unit = optarg; break;
+    case OPT_TYPES: o.types = optarg; break;
+    case OPT_APPEAL: o.appeal = optarg; break;
+    }
+  }
+  if (optind < argc) {
+    cli_err("replay: unexpected argument '%s'", argv[optind]);
+    cmd_usage_exit(c);
+  }
+  void *s = socket_open(c, c->query, 0);
+  if (s == NULL)
+    return EXIT_USAGE;
+  int rc = replay_run(c, s, &o);
+  zmq_close(s);
+  return rc;
+}
+
+/* --- publish: reading the input ------------------------------------------ */
+
+/* A buffered reader over a file descriptor. It is ours rather than stdio's
+ * so that the pipeline can poll the descriptor and know whether a whole line
+ * is already buffered: a person typing events sees each ack at once. */
+typedef struct pub_reader {
+  int fd;
+  char *buf;
+  size_t off, len, cap;
+  bool eof;
+  long line; /* number of the line that starts at off, from 1 */
+} pub_reader_t;
+
+/* Reads once. Returns 0 (setting eof when the input has ended) or -1. */
+static int rd_fill(pub_reader_t *rd)
+{
+  if (rd->off > 0) {
+    memmove(rd->buf, rd->buf + rd->off, rd->len - rd->off);
+    rd->len -= rd->off;
+    rd->off = 0;
+  }
+  if (rd->len == rd->cap) {
+    size_t cap = rd->cap ? rd->cap * 2 : 65536;
+    char *b = realloc(rd->buf, cap);
+    if (b == NULL)
+      return -1;
+    rd->buf = b;
+    rd->cap = cap;
+  }
+  ssize_t n;
+  do
+    n = read(rd->fd, rd->buf + rd->len, rd->cap - rd->len);
+  while (n < 0 && errno == EINTR);
+  if (n < 0)
+    return -1;
+  rd->eof = n == 0;
+  rd->len += (size_t)n;
+  return 0;
+}
+
+/* Finds the line at off: its text without "\n" or "\r\n" in *p and *n, and
+ * the bytes it spans in *adv. False when no whole line is buffered yet; at
+ * the end of the input an unterminated last line counts. */
+static bool rd_peek(const pub_reader_t *rd, const char **p, size_t *n, size_t *adv)
+{
+  size_t avail = rd->len - rd->off;
+  if (avail == 0)
+    return false;
+  const char *s = rd->buf + rd->off;
+  const char *nl = memchr(s, '\n', avail);
+  if (nl == NULL && !rd->eof)
+    return false;
+  *adv = nl != NULL ? (size_t)(nl - s) + 1 : avail;
+  *n = nl != NULL ? (size_t)(nl - s) : avail;
+  if (*n > 0 && s[*n - 1] == '\r')
+    (*n)--;
+  *p = s;
+  return true;
+}
+
+static bool blank(const char *p, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r')
+      return false;
+  return true;
+}
+
+/* The input is one JSON object, one array of objects, or JSON Lines; which
+ * one is decided from the first non-blank line (SRC_DETECT). */
+enum { SRC_DETECT, SRC_LINES, SRC_ARRAY, SRC_DONE };
+enum { SRC_AGAIN = -1, SRC_END = 0, SRC_ITEM = 1 };
+
+typedef struct pub_src {
+  pub_reader_t rd;
+  int mode;
+  cJSON *doc; /* SRC_ARRAY: what is left of the array */
+  long item;  /* SRC_ARRAY: number of the last item taken */
+} pub_src_t;
+
+typedef struct pub_item {
+  cJSON *ev;      /* the event, or NULL when err says why it cannot be sent */
+  char where[40]; /* "line 7" or "item 3", for messages */
+  char err[200];
+} pub_item_t;
+
+static int src_lines(pub_src_t *s, pub_item_t *it)
+{
+  const char *p;
+  size_t n, adv, eo;
+  for (;;) {
+    if (!rd_peek(&s->rd, &p, &n, &adv))
+      return s->rd.eof ? SRC_END : SRC_AGAIN;
+    long line = s->rd.line++;
+    s->rd.off += adv; /* p stays valid until the next rd_fill */
+    if (blank(p, n))
+      continue;
+    snprintf(it->where, sizeof it->where, "line %ld", line);
+    it->ev = lx_json_parse(p, n, &eo);
+    if (it->ev == NULL) {
+      snprintf(it->err, sizeof it->err, "line %ld: invalid JSON at column %zu", line, eo + 1);
+    } else if (!cJSON_IsObject(it->ev)) {
+      snprintf(it->err, sizeof it->err, "line %ld: not a JSON object", line);
+      cJSON_Delete(it->ev);
+      it->ev = NULL;
+    }
+    return SRC_ITEM;
+  }
+}
+
+static int src_array(pub_src_t *s, pub_item_t *it)
+{
+  cJSON *e = s->doc->child;
+  if (e == NULL) {
+    cJSON_Delete(s->doc);
+    s->doc = NULL;
+    s->mode = SRC_DONE;
+    return SRC_END;
+  }
+  cJSON_DetachItemViaPointer(s->doc, e);
+  snprintf(it->where, sizeof it->where, "item %ld", ++s->item);
+  if (!cJSON_IsObject(e)) {
+    snprintf(it->err, sizeof it->err, "item %ld: not a JSON object", s->item);
+    cJSON_Delete(e);
+    e = NULL;
+  }
+  it->ev = e;
+  return SRC_ITEM;
+}
+
+/* Parses all remaining input as one document (an object or an array). A
+ * failed object parse falls back to JSON Lines whose first line is broken. */
+static int src_document(pub_src_t *s, pub_item_t *it, char first)
+{
+  const char *text = s->rd.buf + s->rd.off, *ls = text;
+  size_t len = s->rd.len - s->rd.off, eo;
+  long line = s->rd.line;
+  cJSON *doc = lx_json_parse(text, len, &eo);
+  if (doc == NULL && first == '{') {
+    s->mode = SRC_LINES;
+    return src_lines(s, it);
+  }
+  s->mode = SRC_DONE;
+  if (doc == NULL) {
+    for (size_t i = 0; i < eo; i++)
+      if (text[i] == '\n') {
+        line++;
+        ls = text + i + 1;
+      }
+    snprintf(it->where, sizeof it->where, "line %ld", line);
+    snprintf(it->err, sizeof it->err, "line %ld: invalid JSON at column %zu", line,
+             (size_t)(text + eo - ls) + 1);
+  }
+  s->rd.off = s->rd.len;
+  if (doc == NULL || cJSON_IsObject(doc)) {
+    snprintf(it->where, sizeof it->where, "line %ld", line);
+    it->ev = doc;
+    return SRC_ITEM;
+  }
+  s->doc = doc;
+  s->mode = SRC_ARRAY;
+  return src_array(s, it);
+}
+
+static int src_detect(pub_src_t *s, pub_item_t *it)
+{
+  const char *p;
+  size_t n, adv, eo, i = 0;
+  for (;;) {
+    if (!rd_peek(&s->rd, &p, &n, &adv))
+      return s->rd.eof ? SRC_END : SRC_AGAIN;
+    if (!blank(p, n))
+      break;
+    s->rd.line++;
+    s->rd.off += adv;
+  }
+  while (p[i] == ' ' || p[i] == '\t')
+    i++;
+  char first = p[i];
+  if (first == '{') {
+    cJSON *j = lx_json_parse(p, n, &eo);
+    if (j != NULL)
+      first = '\0'; /* a whole object on the first line: JSON Lines */
+    cJSON_Delete(j);
+  }
+  if (first != '{' && first != '[') {
+    s->mode = SRC_LINES;
+    return src_lines(s, it);
+  }
+  if (!s->rd.eof)
+    return SRC_AGAIN; /* a document spanning lines: wait for all of it */
+  return src_document(s, it, first);
+}
+
+/* Takes the next input item. Returns SRC_ITEM, SRC_END, or SRC_AGAIN when
+ * more input must be read first. */
+static int src_next(pub_src_t *s, pub_item_t *it)
+{
+  it->ev = NULL;
+  it->where[0] = it->err[0] = '\0';
+  switch (s->mode) {
+  case SRC_DETECT: return src_detect(s, it);
+  case SRC_LINES: return src_lines(s, it);
+  case SRC_ARRAY: return src_array(s, it);
+  default: return SRC_END;
+  }
+}
+
+/* --- publish: the pipeline ------------------------------------------------ */
+
+/* One input event awaiting its turn to print, in input order. */
+typedef struct pub_slot {
+  cJSON *local; /* a reply made here for an event that was never sent */
+  char *id;     /* the sent event's id, to check its ack against */
+} pub_slot_t;
+
+typedef struct pub_run {
+  cli_t *c;
+  void *sock;
+  pub_src_t src;
+  pub_slot_t *q; /* ring buffer */
+  size_t qcap, qhead, qn;
+  size_t inflight, window;
+  bool fill, src_done;
+  int64_t waiting_since; /* monotonic ms since the oldest ack has been due */
+  long rejected;
+} pub_run_t;
+
+static int q_push(pub_run_t *run, cJSON *local, char *id)
+{
+  if (run->qn == run->qcap) {
+    size_t cap = run->qcap ? run->qcap * 2 : 512;
+    pub_slot_t *q = malloc(cap * sizeof *q);
+    if (q == NULL) {
+      cli_err("out of memory");
+      cJSON_Delete(local);
+      free(id);
+      return -1;
+    }
+    for (size_t i = 0; i < run->qn; i++)
+      q[i] = run->q[(run->qhead + i) % run->qcap];
+    free(run->q);
+    run->q = q;
+    run->qcap = cap;
+    run->qhead = 0;
+  }
+  run->q[(run->qhead + run->qn++) % run->qcap] = (pub_slot_t){local, id};
+  return 0;
+}
+
+static void q_pop(pub_run_t *run)
+{
+  pub_slot_t *sl = &run->q[run->qhead];
+  cJSON_Delete(sl->local);
+  free(sl->id);
+  run->qhead = (run->qhead + 1) % run->qcap;
+  run->qn--;
+}
+
+/* A reply for an event this client refused to send, shaped like the
+ * daemon's rejections so that scripts handle both alike. */
+static cJSON *local_reject(const char *code, const cJSON *ev, const char *msg)
+{
+  cJSON *r = cJSON_CreateObject();
+  const cJSON *id = ev != NULL ? cJSON_GetObjectItemCaseSensitive(ev, "id") : NULL;
+  cJSON_AddFalseToObject(r, "ok");
+  if (cJSON_IsString(id))
+    cJSON_AddStringToObject(r, "id", id->valuestring);
+  else
+    cJSON_AddNullToObject(r, "id");
+  cJSON_AddStringToObject(r, "code", code);
+  cJSON_AddStringToObject(r, "error", msg);
+  return r;
+}
+
+/* Prints the local rejections at the front of the queue: their turn has come. */
+static void pub_flush_locals(pub_run_t *run)
+{
+  while (run->qn > 0 && run->q[run->qhead].local != NULL) {
+    print_json(run->q[run->qhead].local, false);
+    run->rejected++;
+    q_pop(run);
+  }
+}
+
+/* --fill: completes the envelope so that a person can type small events. */
+static void pub_fill(cJSON *ev)
+{
+  if (cJSON_GetObjectItemCaseSensitive(ev, "v") == NULL)
+    cJSON_AddNumberToObject(ev, "v", 1);
+  if (cJSON_GetObjectItemCaseSensitive(ev, "id") == NULL) {
+    unsigned char b[16];
+    char hex[33], uuid[37];
+    randombytes_buf(b, sizeof b);
+    b[6] = (b[6] & 0x0f) | 0x40; /* version 4 */
+    b[8] = (b[8] & 0x3f) | 0x80; /* RFC 4122 variant */
+    lx_hex(hex, b, sizeof b);
+    snprintf(uuid, sizeof uuid, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16,
+             hex + 20);
+    cJSON_AddStringToObject(ev, "id", uuid);
+  }
+  if (cJSON_GetObjectItemCaseSensitive(ev, "at") == NULL)
+    cJSON_AddNumberToObject(ev, "at", (double)now_ms());
+}
+
+/* Sends one item, or queues its local rejection. Consumes it->ev. Returns 0,
+ * or -1 on a transport error (already reported). */
+static int pub_send(pub_run_t *run, pub_item_t *it)
+{
+  char err[160], msg[300];
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  int rc;
+  if (it->ev == NULL)
+    return q_push(run, local_reject("E_DECODE", NULL, it->err), NULL);
+  if (run->fill)
+    pub_fill(it->ev);
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  const cJSON *id = cJSON_GetObjectItemCaseSensitive(it->ev, "id");
+  if (lx_json_pack(&pk, it->ev, err, sizeof err) < 0) {
+    snprintf(msg, sizeof msg, "%s: %s", it->where, err);
+    rc = q_push(run, local_reject("E_DECODE", it->ev, msg), NULL);
+  } else if (sb.size > FRAME_MAX) {
+    snprintf(msg, sizeof msg, "%s: the event is %zu bytes; a message is at most %d", it->where,
+             sb.size, MSG_MAX);
+    rc = q_push(run, local_reject("E_TOO_BIG", it->ev, msg), NULL);
+  } else if (zmq_send(run->sock, sb.data, sb.size, 0) < 0) {
+    cli_err("send to %s: %s", run->c->ingest, zmq_strerror(errno));
+    rc = -1;
+  } else {
+    if (run->inflight++ == 0)
+      run->waiting_since = mono_ms();
+    rc = q_push(run, NULL, cJSON_IsString(id) ? strdup(id->valuestring) : NULL);
+  }
+  msgpack_sbuffer_destroy(&sb);
+  cJSON_Delete(it->ev);
+  it->ev = NULL;
+  return rc;
+}
+
+/* Prints one ack: the reply of the oldest event in flight, since the daemon
+ * answers each peer in order. */
+static int pub_ack(pub_run_t *run, const void *data, size_t len)
+{
+  char err[160];
+  pub_flush_locals(run);
+  if (run->inflight == 0) {
+    cli_err("unexpected reply from %s", run->c->ingest);
+    return -1;
+  }
+  const pub_slot_t *sl = &run->q[run->qhead];
+  cJSON *ack = lx_mp_buf_to_json(data, len, err, sizeof err);
+  if (ack == NULL || !cJSON_IsObject(ack)) {
+    cli_err("ack from %s is not a msgpack map%s%s", run->c->ingest, ack ? "" : ": ", ack ? "" : err);
+    cJSON_Delete(ack);
+    return -1;
+  }
+  const cJSON *id = cJSON_GetObjectItemCaseSensitive(ack, "id");
+  if (sl->id != NULL && cJSON_IsString(id) && strcmp(sl->id, id->valuestring) != 0) {
+    cli_err("the ack for id '%s' came where the one for '%s' was due", id->valuestring, sl->id);
+    cJSON_Delete(ack);
+    return -1;
+  }
+  if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ack, "ok")))
+    run->rejected++;
+  print_json(ack, false);
+  cJSON_Delete(ack);
+  q_pop(run);
+  run->inflight--;
+  run->waiting_since = mono_ms();
+  return 0;
+}
+
+/* Prints every ack already received. */
+static int pub_drain(pub_run_t *run)
+{
+  for (;;) {
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    if (zmq_msg_recv(&m, run->sock, ZMQ_DONTWAIT) < 0) {
+      zmq_msg_close(&m);
+      if (errno == EAGAIN || errno == EINTR)
+        return 0;
+      cli_err("receive from %s: %s", run->c->ingest, zmq_strerror(errno));
+      return -1;
+    }
+    int rc = pub_ack(run, zmq_msg_data(&m), zmq_msg_size(&m));
+    zmq_msg_close(&m);
+    if (rc < 0)
+      return -1;
+  }
+}
+
+/* Waits for acks and, when want_input, for more input. Times out only while
+ * an ack is due, so a person may pause between events as long as they like. */
+static int pub_wait(pub_run_t *run, bool want_input)
+{
+  /* The input is polled only when wanted: poll(2) reports POLLHUP even for
+   * an fd that asks for no events, which would make this loop spin. */
+  zmq_pollitem_t items[2] = {
+    {run->sock, 0, run->inflight > 0 ? ZMQ_POLLIN : 0, 0},
+    {NULL, run->src.rd.fd, ZMQ_POLLIN, 0},
+  };
+  long timeout = -1;
+  if (run->inflight > 0) {
+    timeout = (long)(run->waiting_since + run->c->timeout_ms - mono_ms());
+    timeout = timeout < 0 ? 0 : timeout;
+  }
+  fflush(stdout);
+  if (zmq_poll(items, want_input ? 2 : 1, timeout) < 0 && errno != EINTR) {
+    cli_err("poll: %s", zmq_strerror(errno));
+    return -1;
+  }
+  /* A pipe whose writer has gone reports POLLHUP alone, which zmq_poll
+   * passes on as POLLERR; the read then sees the end of the input. */
+  if (want_input && (items[1].revents & (ZMQ_POLLIN | ZMQ_POLLERR)) &&
+      rd_fill(&run->src.rd) < 0) {
+    cli_err("read input: %s", strerror(errno));
+    return -1;
+  }
+  if ((items[0].revents & ZMQ_POLLIN) && pub_drain(run) < 0)
+    return -1;
+  if (run->inflight > 0 && mono_ms() - run->waiting_since >= run->c->timeout_ms) {
+    cli_err("no ack from %s within %d ms (%zu events in flight)", run->c->ingest,
+            run->c->timeout_ms, run->inflight);
+    return -1;
+  }
+  return 0;
+}
+
+static int pub_loop(pub_run_t *run)
+{
+  pub_item_t it;
+  for (;;) {
+    pub_flush_locals(run);
+    if (run->src_done && run->qn == 0)
+      return 0;
+    bool want_input = false;
+    if (!run->src_done && run->inflight < run->window) {
+      int rc = src_next(&run->src, &it);
+      if (rc == SRC_ITEM) {
+        if (pub_send(run, &it) < 0)
+          return -1;
+        continue;
+      }
+      if (rc == SRC_END) {
+        run->src_done = true;
+        continue;
+      }
+      want_input = true;
+    }
+    if (pub_wait(run, want_input) < 0)
+      return -1;
+  }
+}
+
+static void pub_run_free(pub_run_t *run)
+{
+  while (run->qn > 0)
+    q_pop(run);
+  free(run->q);
+  cJSON_Delete(run->src.doc);
+  free(run->src.rd.buf);
+  if (run->src.rd.fd > 0)
+    close(run->src.rd.fd);
+  if (run->sock != NULL)
+    zmq_close(run->sock);
+}
+
+static int cmd_publish(cli_t *c, int argc, char **argv)
+{
+  static const struct option own[] = {
+    {"window", required_argument, NULL, OPT_WINDOW},
+    {"fill", no_argument, NULL, OPT_FILL},
+    {NULL, 0, NULL, 0},
+  };
+  pub_run_t run = {.c = c, .window = DEFAULT_WINDOW, .src = {.rd = {.line = 1}}};
+  int64_t v;
+  int o;
+  while ((o = cmd_getopt(c, argc, argv, own)) != -1) {
+    if (o == OPT_FILL) {
+      run.fill = true;
+    } else if (o == OPT_WINDOW) {
+      if (!parse_i64(optarg, 1, MAX_WINDOW, &v)) {
+        cli_err("publish: --window expects 1 to %d, got '%s'", MAX_WINDOW, optarg);
+        cmd_usage_exit(c);
+      }
+      run.window = (size_t)v;
+    }
+  }
+  if (argc - optind > 1) {
+    cli_err("publish: expected at most one FILE");
+    cmd_usage_exit(c);
+  }
+  const char *path = optind < argc ? argv[optind] : "-";
+  run.src.rd.fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+  if (run.src.rd.fd < 0) {
+    cli_err("%s: %s", path, strerror(errno));
+    return EXIT_USAGE;
+  }
+  run.sock = socket_open(c, c->ingest, (int)run.window + 64);
+  int rc = run.sock != NULL ? pub_loop(&run) : -1;
+  fflush(stdout);
+  pub_run_free(&run);
+  return rc < 0 ? EXIT_USAGE : run.rejected > 0 ? EXIT_REJECTED : 0;
+}
+
+/* --- keygen --------------------------------------------------------------- */
+
+/* Creates path with exactly this mode (whatever the umask) and content. An
+ * existing file is never overwritten: it may be a key already registered. */
+static int write_new_file(const char *path, const char *text, mode_t mode)
+{
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (fd < 0) {
+    cli_err("%s: %s", path, strerror(errno));
+    return -1;
+  }
+  size_t n = strlen(text);
+  bool ok = fchmod(fd, mode) == 0 && write(fd, text, n) == (ssize_t)n && fsync(fd) == 0;
+  int saved = errno;
+  if (close(fd) != 0 || !ok) {
+    cli_err("%s: %s", path, strerror(ok ? errno : saved));
+    unlink(path);
+    return -1;
+  }
+  return 0;
+}
+
+/* Writes BASE.pub (public) and BASE.key (secret, 0600); on failure leaves
+ * neither behind. */
+static int write_pair(const char *base, const char *pub_ext, const char *pub,
+                      const char *key_ext, const char *key)
+{
+  char pub_path[PATH_MAX], key_path[PATH_MAX];
+  if (snprintf(pub_path, sizeof pub_path, "%s%s", base, pub_ext) >= (int)sizeof pub_path ||
+      snprintf(key_path, sizeof key_path, "%s%s", base, key_ext) >= (int)sizeof key_path) {
+    cli_err("keygen: name too long");
+    return -1;
+  }
+  if (write_new_file(key_path, key, 0600) < 0)
+    return -1;
+  if (write_new_file(pub_path, pub, 0644) < 0) {
+    unlink(key_path);
+    return -1;
+  }
+  return 0;
+}
+
+static int keygen_curve(const char *name)
+{
+  char pub[41], sec[41], pub_text[48], key_text[96];
+  if (zmq_curve_keypair(pub, sec) != 0) {
+    cli_err("keygen: this libzmq cannot make CURVE keys: %s", zmq_strerror(errno));
+    return EXIT_USAGE;
+  }
+  snprintf(pub_text, sizeof pub_text, "%s\n", pub);
+  snprintf(key_text, sizeof key_text, "%s\n%s\n", pub, sec);
+  int rc = write_pair(name, ".pub", pub_text, ".key", key_text);
+  sodium_memzero(sec, sizeof sec);
+  sodium_memzero(key_text, sizeof key_text);
+  if (rc < 0)
+    return EXIT_USAGE;
+  printf("%s\n", pub);
+  return 0;
+}
+
+static int keygen_sign(const char *name)
+{
+  unsigned char pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
+  char pub_text[2 * sizeof pk + 2], key_text[2 * sizeof sk + 2];
+  crypto_sign_keypair(pk, sk);
+  lx_hex(pub_text, pk, sizeof pk);
+  lx_hex(key_text, sk, sizeof sk);
+  strcat(pub_text, "\n");
+  strcat(key_text, "\n");
+  int rc = write_pair(name, ".sign.pub", pub_text, ".sign.key", key_text);
+  sodium_memzero(sk, sizeof sk);
+  sodium_memzero(key_text, sizeof key_text);
+  if (rc < 0)
+    return EXIT_USAGE;
+  fputs(pub_text, stdout);
+  return 0;
+}
+
+static int cmd_keygen(cli_t *c, int argc, char **argv)
+{
+  static const struct option own[] = {
+    {"sign", no_argument, NULL, OPT_SIGN},
+    {NULL, 0, NULL, 0},
+  };
+  bool sign = false;
+  int o;
+  while ((o = cmd_getopt(c, argc, argv, own)) != -1)
+    sign = sign || o == OPT_SIGN;
+  if (argc - optind != 1) {
+    cli_err("keygen: expected exactly one NAME");
+    cmd_usage_exit(c);
+  }
+  return sign ? keygen_sign(argv[optind]) : keygen_curve(argv[optind]);
+}
+
+/* --- help and main ------------------------------------------------------- */
+
+static int cmd_help(cli_t *c, int argc, char **argv)
+{
+  cmd_getopt(c, argc, argv, NULL);
+  const struct cli_cmd *cmd = optind < argc ? cmd_find(argv[optind]) : NULL;
+  if (optind < argc && cmd == NULL) {
+    cli_err("help: unknown command '%s'", argv[optind]);
+    return EXIT_USAGE;
+  }
+  fputs(cmd != NULL ? cmd->help : main_help, stdout);
+  return 0;
+}
+
+static const struct cli_cmd commands[] = {
+  {"publish", cmd_publish,
+   "usage: lianxin publish [--window N] [--fill] [FILE|-]\n"
+   "\n"
+   "Sends events to the ingest endpoint and prints one ack per input event as\n"
+   "a JSON line, in input order. The input (FILE, or stdin when absent or '-')\n"
+   "is one JSON object, a JSON array of objects, or JSON Lines (one object per\n"
+   "line; blank lines are skipped). Each object is sent as one msgpack event.\n"
+   "\n"
+   "A line that is not valid JSON is not sent; it prints\n"
+   "  {\"ok\":false,\"id\":null,\"code\":\"E_DECODE\",\"error\":\"line N: ...\"}\n"
+   "\n"
+   "  --window N   events in flight at once (default 256)\n"
+   "  --fill       add v (1), id (a random UUID) and at (now, ms) when absent\n"
+   "\n"
+   "Example:\n"
+   "  echo '{\"type\":\"visit\",\"unit\":\"qd.hx.dy\",\"actor\":\"cadre-7\",\n"
+   "        \"body\":{\"household\":\"hh-001\",\"mode\":\"periodic\"}}' | lianxin publish --fill\n"
+   "\n"
+   "Exit status: 0 all accepted (a retry, dup:true, counts as accepted); 1 any\n"
+   "rejected; 2 usage, input or transport error (no ack within --timeout).\n"},
+  {"replay", cmd_replay,
+   "usage: lianxin replay [--from SEQ] [--to SEQ] [--limit N] [--since MS]\n"
+   "                      [--until MS] [--unit PATH] [--types a,b] [--appeal ID]\n"
+   "\n"
+   "Pages through the log and prints each record as a JSON line:\n"
+   "  {\"seq\":N,\"rat\":MS,\"hash\":\"hex\",\"ev\":{the event}}\n"
+   "Filters combine with AND.\n"
+   "\n"
+   "  --from SEQ    first seq (default 1)\n"
+   "  --to SEQ      last seq\n"
+   "  --limit N     records per page (default 1000, at most 10000)\n"
+   "  --since MS    receive time at or after MS (ms since the epoch)\n"
+   "  --until MS    receive time at or before MS\n"
+   "  --unit PATH   units under PATH (a prefix at a code boundary)\n"
+   "  --types LIST  comma-separated event types\n"
+   "  --appeal ID   the records that name appeal ID\n"},
+  {"head", cmd_simple,
+   "usage: lianxin head [--compact]\n"
+   "\n"
+   "Prints the newest record's seq and chain hash and the seq of the newest\n"
+   "checkpoint, as JSON (--compact: on one line). Exit 1 if ok is false.\n"},
+  {"units", cmd_simple,
+   "usage: lianxin units [--compact]\n"
+   "\n"
+   "Prints the configured unit tree (every county, township and community)\n"
+   "and the appeal categories, as JSON. Exit 1 if ok is false.\n"},
+  {"stats", cmd_simple,
+   "usage: lianxin stats [--compact]\n"
+   "\n"
+   "Prints the daemon's counters (events, appeals_open, escalations,\n"
+   "uptime_ms, ...) as JSON. Exit 1 if ok is false.\n"},
+  {"appeal", cmd_appeal,
+   "usage: lianxin appeal [--at MS] [--compact] ID\n"
+   "\n"
+   "Prints appeal ID's state: status, tier, deadline, the seqs of its events.\n"
+   "  --at MS   the state as it was at that time (ms since the epoch)\n"
+   "Exit 1 if ok is false (E_NOTFOUND when there is no such appeal).\n"},
+  {"keygen", cmd_keygen,
+   "usage: lianxin keygen [--sign] NAME\n"
+   "\n"
+   "Writes a CURVE key pair: NAME.pub (the Z85 public key) and NAME.key (mode\n"
+   "0600: the public key, then the secret key), and prints the public key.\n"
+   "With --sign: an Ed25519 signing pair, NAME.sign.pub (64 hex digits) and\n"
+   "NAME.sign.key (mode 0600, 128 hex digits). Existing files are never\n"
+   "overwritten.\n"},
+  {"help", cmd_help, "usage: lianxin help [COMMAND]\n"},
+};
+
+static const struct cli_cmd *cmd_find(const char *name)
+{
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    if (strcmp(commands[i].name, name) == 0)
+      return &commands[i];
+  return NULL;
+}
+
+static const char *env_or(const char *name, const char *dflt)
+{
+  const char *v = getenv(name);
+  return v != NULL && *v != '\0' ? v : dflt;
+}
+
+int main(int argc, char **argv)
+{
+  cli_t c = {
+    .ingest = env_or("LIANXIN_INGEST", DEFAULT_INGEST),
+    .query = env_or("LIANXIN_QUERY", DEFAULT_QUERY),
+    .timeout_ms = DEFAULT_TIMEOUT_MS,
+    .key_file = env_or("LIANXIN_KEY", NULL),
+    .server_key_file = env_or("LIANXIN_SERVER_KEY", NULL),
+  };
+  char prog[64];
+  int o;
+  argv[0] = "lianxin"; /* getopt names the program in its messages */
+  while ((o = getopt_long(argc, argv, "+h", global_opts, NULL)) != -1) {
+    if (o == 'h') {
+      fputs(main_help, stdout);
+      return 0;
+    }
+    if (o == '?' || global_opt(&c, o, optarg) < 0) {
+      fputs("Try 'lianxin --help'.\n", stderr);
+      return EXIT_USAGE;
+    }
+  }
+  if (optind >= argc) {
+    fputs(main_help, stderr);
+    return EXIT_USAGE;
+  }
+  c.cmd = cmd_find(argv[optind]);
+  if (c.cmd == NULL) {
+    cli_err("unknown command '%s'", argv[optind]);
+    fputs("Try 'lianxin --help'.\n", stderr);
+    return EXIT_USAGE;
+  }
+  snprintf(prog, sizeof prog, "lianxin %s", c.cmd->name);
+  argv[optind] = prog;
+  argc -= optind;
+  argv += optind;
+  optind = 0; /* glibc: start afresh on the command's own arguments */
+  if (sodium_init() < 0) {
+    cli_err("cannot initialise libsodium");
+    return EXIT_USAGE;
+  }
+  c.zctx = zmq_ctx_new();
+  if (c.zctx == NULL) {
+    cli_err("cannot create a ZeroMQ context: %s", zmq_strerror(errno));
+    return EXIT_USAGE;
+  }
+  int rc = c.cmd->fn(&c, argc, argv);
+  fflush(stdout);
+  zmq_ctx_term(c.zctx);
+  return rc;
+}
