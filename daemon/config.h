@@ -69,6 +69,34 @@ typedef struct lx_plugin_conf {
   int line;
 } lx_plugin_conf_t;
 
+/* The working-day calendar (calendar.c builds its day table from this).
+ * Days are counted by day of the year: bit d of a bitmap is 1 January + d. */
+#define LX_CAL_YEAR_MIN 1970
+#define LX_CAL_YEAR_MAX 9999
+#define LX_CAL_DAYS 366                          /* days in the longest year */
+#define LX_CAL_BYTES ((LX_CAL_DAYS + 7) / 8)     /* one bitmap over a year */
+
+/* One configured year: the State Council's arrangement for it. */
+typedef struct lx_cal_year {
+  int year;                           /* LX_CAL_YEAR_MIN..LX_CAL_YEAR_MAX */
+  uint8_t holiday[LX_CAL_BYTES];      /* days off (public holidays and their bridges) */
+  uint8_t workday[LX_CAL_BYTES];      /* weekend days worked in exchange (调休上班) */
+  char *file;                         /* where it was written: the config or a per-year file */
+  int line;                           /* the line of its `year:` key in that file */
+} lx_cal_year_t;
+
+/* Bit (ISO weekday - 1) of lx_calendar_conf_t.weekend: bit 0 is Monday, bit 6
+ * Sunday. */
+#define LX_CAL_WEEKDAY_BIT(iso) (1u << ((iso) - 1))
+
+typedef struct lx_calendar_conf {
+  int utc_offset_min;  /* local time minus UTC, minutes; default +480 (UTC+8) */
+  int workday_end_min; /* minutes after local midnight, 1..1440; default 1080 (18:00) */
+  unsigned weekend;    /* LX_CAL_WEEKDAY_BIT set; default Saturday and Sunday */
+  lx_cal_year_t *years; /* in the order written: inline years first, then files */
+  size_t n_years;       /* no two share a year */
+} lx_calendar_conf_t;
+
 typedef struct lx_config {
   char *file; /* the config file as given */
   char *dir;  /* its directory: relative paths in the file resolve here */
@@ -93,6 +121,8 @@ typedef struct lx_config {
 
   lx_plugin_conf_t *plugins;
   size_t n_plugins;
+
+  lx_calendar_conf_t calendar; /* calendar: */
 } lx_config_t;
 
 /* Loads and checks FILE. On success returns 0 and fills *out (caller owns it;
