@@ -62,8 +62,11 @@ int lx_appeal_apply(lx_appeal_t *a, bool exists, const lx_event_t *ev, uint64_t 
     }
     return 0;
   case LX_EV_ESCALATION:
+    /* Only a move up a tier brings a new deadline; overdue and reminder
+     * records keep the county's deadline that passed. */
     a->tier = ev->esc_to;
-    a->deadline = ev->esc_next;
+    if (ev->esc_kind.n == 9 && memcmp(ev->esc_kind.p, "escalated", 9) == 0)
+      a->deadline = ev->esc_next;
     return 0;
   default:
     return 0;

@@ -50,3 +50,9 @@ uint64_t lx_clock_now_ms(void) {
   double elapsed_ms = (double)(ns_of(CLOCK_MONOTONIC) - clk.mono0_ns) / 1e6 * clk.speed;
   return clk.start_ms + (uint64_t)elapsed_ms;
 }
+
+uint64_t lx_clock_real_delay_ms(uint64_t ms) {
+  if (!clk.fake || clk.speed == 1.0)
+    return ms;
+  return (uint64_t)((double)ms / clk.speed) + 1;
+}

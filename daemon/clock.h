@@ -14,6 +14,8 @@
 /* Reads LIANXIN_FAKE_CLOCK once; returns 0, or -1 if it is malformed. */
 int lx_clock_init(void);
 uint64_t lx_clock_now_ms(void);
+/* How long to wait in real time for `ms` of daemon-clock time to pass. */
+uint64_t lx_clock_real_delay_ms(uint64_t ms);
 /* True when the fake clock is in use (it is logged at start). */
 int lx_clock_is_fake(void);
 

@@ -18,12 +18,17 @@
  *     writes scalar values by offset and hands back the nodes of nested
  *     sections, which small per-section walkers descend into.
  *  3. Checks that span keys (map_max against map_size, deadline overrides
- *     against the category list) run after the sections they need and are
- *     reported at the line of the key that caused them.
+ *     against the category list, exchanged workdays against the weekend)
+ *     run after the sections they need and are reported at the line of the
+ *     key that caused them.
  * Problems are sorted by line at the end, so they read in file order.
+ * The calendar may pull in per-year files (calendar.files): each is parsed
+ * and checked the same way with its own document, and its problems carry
+ * its own name and lines but sort at the line of the entry naming it.
  * The same tables print the key reference (lx_config_print_schema).
  */
 #include "config.h"
+#include "calendar.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -58,6 +63,8 @@ enum cfg_type {
   CT_ENDPOINT, /* a ZeroMQ endpoint: transport://address, 1..255 bytes */
   CT_INT,      /* a decimal integer min..max, stored as int */
   CT_SIZE,     /* bytes, or a number with KiB/MiB/GiB/TiB; stored as uint64_t */
+  CT_OFFSET,   /* a UTC offset "+HH:MM" or "-HH:MM"; stored as int minutes */
+  CT_TIME,     /* a local time of day "HH:MM" (up to 24:00); stored as int minutes */
   CT_MAP,      /* a nested mapping, walked by the caller */
   CT_LIST,     /* a list of min..max entries, walked by the caller */
 };
@@ -89,9 +96,13 @@ static const cfg_field_t top_fields[] = {
    "the counties, each with its townships and their communities"},
   {"categories", CT_LIST, true, 1, INT32_MAX, NO_OFF, NULL, "the appeal categories"},
   {"deadlines", CT_MAP, false, 0, 0, NO_OFF, NULL, "working days allowed at each tier"},
+  {"calendar", CT_MAP, false, 0, 0, NO_OFF, NULL,
+   "the working-day calendar that deadlines are counted on"},
   {"plugins", CT_LIST, false, 0, INT32_MAX, NO_OFF, "[]", "the plugins to load, in order"},
 };
-enum { TOP_LISTEN, TOP_STORE, TOP_UNITS, TOP_CATEGORIES, TOP_DEADLINES, TOP_PLUGINS };
+enum {
+  TOP_LISTEN, TOP_STORE, TOP_UNITS, TOP_CATEGORIES, TOP_DEADLINES, TOP_CALENDAR, TOP_PLUGINS
+};
 
 static const cfg_field_t listen_fields[] = {
   {"ingest", CT_ENDPOINT, false, 1, CFG_EP_MAX, offsetof(lx_config_t, ingest_ep),
@@ -166,6 +177,33 @@ static const cfg_field_t plugin_fields[] = {
    "its shared object; relative to the config file's directory"},
 };
 
+/* Offsets are in minutes: UTC-14:00 .. UTC+14:00 spans every zone in use. */
+static const cfg_field_t calendar_fields[] = {
+  {"utc_offset", CT_OFFSET, false, -14 * 60, 14 * 60,
+   offsetof(lx_calendar_conf_t, utc_offset_min), "+08:00",
+   "local time as a fixed offset from UTC, \"+HH:MM\" (China has no daylight saving time)"},
+  {"workday_end", CT_TIME, false, 1, 24 * 60, offsetof(lx_calendar_conf_t, workday_end_min),
+   "18:00", "a working day ends at this local time, \"HH:MM\"; deadlines fall on it"},
+  {"weekend", CT_LIST, false, 0, 7, NO_OFF, "[sat, sun]",
+   "the days off every week: mon, tue, wed, thu, fri, sat, sun"},
+  {"years", CT_LIST, false, 0, 1000, NO_OFF, "[]",
+   "each year's holidays and exchanged working days, written here"},
+  {"files", CT_LIST, false, 0, 1000, NO_OFF, "[]",
+   "per-year files, relative to the config file's directory; each holds one mapping "
+   "shaped like a calendar.years[] entry"},
+};
+enum { CAL_UTC_OFFSET, CAL_WORKDAY_END, CAL_WEEKEND, CAL_YEARS, CAL_FILES };
+
+static const cfg_field_t cal_year_fields[] = {
+  {"year", CT_INT, true, LX_CAL_YEAR_MIN, LX_CAL_YEAR_MAX, offsetof(lx_cal_year_t, year), NULL,
+   "the year this arrangement is for; each year once"},
+  {"holidays", CT_LIST, false, 0, LX_CAL_DAYS, NO_OFF, "[]",
+   "days off: \"YYYY-MM-DD\" or an inclusive range \"YYYY-MM-DD..YYYY-MM-DD\" in the year"},
+  {"workdays", CT_LIST, false, 0, LX_CAL_DAYS, NO_OFF, "[]",
+   "weekend days worked in exchange (调休上班), written the same way"},
+};
+enum { YEAR_YEAR, YEAR_HOLIDAYS, YEAR_WORKDAYS };
+
 static const cfg_section_t top_sec = SECTION("", top_fields, false);
 static const cfg_section_t listen_sec = SECTION("listen", listen_fields, false);
 static const cfg_section_t store_sec = SECTION("store", store_fields, false);
@@ -183,17 +221,22 @@ static const cfg_section_t override_sec =
 static const cfg_section_t override_tiers_sec =
   SECTION("deadlines.categories.CODE.normal|urgent", tiers_override_fields, false);
 static const cfg_section_t plugin_sec = SECTION("plugins[]", plugin_fields, true);
+static const cfg_section_t calendar_sec = SECTION("calendar", calendar_fields, false);
+static const cfg_section_t cal_year_sec = SECTION("calendar.years[]", cal_year_fields, false);
 
 static const cfg_section_t *const all_secs[] = {
   &top_sec, &listen_sec, &store_sec, &unit_secs[LX_TIER_COUNTY],
   &unit_secs[LX_TIER_TOWNSHIP], &unit_secs[LX_TIER_COMMUNITY], &category_sec,
-  &deadlines_sec, &normal_sec, &urgent_sec, &override_sec, &override_tiers_sec, &plugin_sec,
+  &deadlines_sec, &normal_sec, &urgent_sec, &override_sec, &override_tiers_sec, &calendar_sec,
+  &cal_year_sec, &plugin_sec,
 };
 
 /* ------------------------------------------------------------- problems */
 
 typedef struct cfg_problem {
-  int line;
+  int line;   /* in the config file */
+  int entry;  /* 1 + the calendar.files entry it concerns, or 0 */
+  int sub;    /* in a per-year file named at `line`; 0 for the config file */
   size_t seq; /* report order, so sorting by line is stable */
   char *text;
 } cfg_problem_t;
@@ -204,8 +247,11 @@ typedef struct cfg_ctx {
   lx_config_t *cfg;
   cfg_problem_t *probs;
   size_t n_probs, cap_probs;
-  size_t cap_units, cap_cats, cap_overrides, cap_plugins;
+  size_t cap_units, cap_cats, cap_overrides, cap_plugins, cap_years;
+  int include_line; /* checking a per-year file named at this line; 0: the config */
+  int file_entry;   /* 1 + the calendar.files entry being checked, or 0 */
   bool cats_broken; /* no usable category list: skip cross-checks on it */
+  bool weekend_broken; /* calendar.weekend is bad: skip checks of workdays on it */
   bool oom;
 } cfg_ctx_t;
 
@@ -272,7 +318,10 @@ static void cfg_err(cfg_ctx_t *c, int line, const char *path, const char *fmt, .
     return;
   }
   c->probs = p;
-  p[c->n_probs] = (cfg_problem_t){line, c->n_probs, text};
+  if (c->include_line)
+    p[c->n_probs] = (cfg_problem_t){c->include_line, c->file_entry, line, c->n_probs, text};
+  else
+    p[c->n_probs] = (cfg_problem_t){line, c->file_entry, 0, c->n_probs, text};
   c->n_probs++;
 }
 
@@ -281,6 +330,10 @@ static int by_line(const void *a, const void *b)
   const cfg_problem_t *x = a, *y = b;
   if (x->line != y->line)
     return x->line < y->line ? -1 : 1;
+  if (x->entry != y->entry) /* several files named on one line */
+    return x->entry < y->entry ? -1 : 1;
+  if (x->sub != y->sub)
+    return x->sub < y->sub ? -1 : 1;
   return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
@@ -352,6 +405,7 @@ static const char *type_noun(enum cfg_type t)
   static const char *const noun[] = {
     [CT_STRING] = "a string", [CT_CODE] = "a code", [CT_NAME] = "a name",
     [CT_ENDPOINT] = "an endpoint", [CT_INT] = "an integer", [CT_SIZE] = "a size",
+    [CT_OFFSET] = "a UTC offset", [CT_TIME] = "a time of day",
     [CT_MAP] = "a mapping", [CT_LIST] = "a list",
   };
   return noun[t];
@@ -648,6 +702,57 @@ static bool check_size(cfg_ctx_t *c, const cfg_field_t *f, const yaml_node_t *v,
   return true;
 }
 
+/* "HH:MM", or with sign "+HH:MM" / "-HH:MM", into minutes. Minutes past
+ * 59 are malformed; hours are left to the range check. */
+static bool parse_hhmm(const char *s, bool sign, int *out)
+{
+  bool neg = false;
+  if (sign && *s != '+' && *s != '-')
+    return false;
+  if (sign)
+    neg = *s++ == '-';
+  if (strlen(s) != 5 || s[2] != ':')
+    return false;
+  for (int i = 0; i < 5; i++)
+    if (i != 2 && (s[i] < '0' || s[i] > '9'))
+      return false;
+  int h = (s[0] - '0') * 10 + (s[1] - '0'), m = (s[3] - '0') * 10 + (s[4] - '0');
+  if (m > 59)
+    return false;
+  *out = neg ? -(h * 60 + m) : h * 60 + m;
+  return true;
+}
+
+static const char *fmt_hhmm(int min, bool sign, char *buf, size_t size)
+{
+  int a = min < 0 ? -min : min;
+  snprintf(buf, size, "%s%02d:%02d", !sign ? "" : min < 0 ? "-" : "+", a / 60, a % 60);
+  return buf;
+}
+
+/* CT_OFFSET and CT_TIME: written as clock times, checked and stored as
+ * minutes, so the range in the table reads like the values. */
+static bool check_clock(cfg_ctx_t *c, const cfg_field_t *f, const yaml_node_t *v, int line,
+                        const char *path, void *dest)
+{
+  char vb[64], lo[16], hi[16];
+  bool sign = f->type == CT_OFFSET;
+  int x = 0;
+  if (!parse_hhmm(sval(v), sign, &x)) {
+    cfg_err(c, line, path, "expected %s such as \"%s\", got %s", type_noun(f->type),
+            sign ? "+08:00" : "18:00", show(v, vb, sizeof vb));
+    return false;
+  }
+  if (x < f->min || x > f->max) {
+    cfg_err(c, line, path, "%s is out of range %s..%s", show(v, vb, sizeof vb),
+            fmt_hhmm((int)f->min, sign, lo, sizeof lo), fmt_hhmm((int)f->max, sign, hi, sizeof hi));
+    return false;
+  }
+  if (f->off != NO_OFF)
+    *(int *)((char *)dest + f->off) = x;
+  return true;
+}
+
 /* A nested section: right kind, and for a list the right number of
  * entries. A bare "key:" (null) on an optional section means "defaults". */
 static yaml_node_t *check_nested(cfg_ctx_t *c, const cfg_field_t *f, yaml_node_t *v, int line,
@@ -696,6 +801,8 @@ static yaml_node_t *field_value(cfg_ctx_t *c, const cfg_field_t *f, yaml_node_t 
     ok = check_int(c, f, v, line, path, dest);
   else if (f->type == CT_SIZE)
     ok = check_size(c, f, v, line, path, dest);
+  else if (f->type == CT_OFFSET || f->type == CT_TIME)
+    ok = check_clock(c, f, v, line, path, dest);
   else
     ok = check_text(c, f, v, line, path, dest);
   return ok ? v : NULL;
@@ -966,6 +1073,36 @@ static void check_deadlines(cfg_ctx_t *c, yaml_node_t *node)
     walk_overrides(c, got[2]);
 }
 
+/* Keeps the entry's other keys, as written, for the plugin to read and
+ * check in its init; only scalars, so a plugin needs no YAML of its own. */
+static void plugin_keys(cfg_ctx_t *c, yaml_node_t *item, const char *ipath, lx_plugin_conf_t *pl)
+{
+  size_t n = (size_t)(item->data.mapping.pairs.top - item->data.mapping.pairs.start);
+  pl->kv = calloc(n ? n : 1, sizeof *pl->kv);
+  if (!pl->kv) {
+    c->oom = true;
+    return;
+  }
+  for (yaml_node_pair_t *p = item->data.mapping.pairs.start; p < item->data.mapping.pairs.top; p++) {
+    yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+    yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
+    if (k->type != YAML_SCALAR_NODE || strcmp(sval(k), "name") == 0 || strcmp(sval(k), "path") == 0)
+      continue;
+    if (v->type != YAML_SCALAR_NODE) {
+      char kpath[CFG_PATH + 256];
+      snprintf(kpath, sizeof kpath, "%s.%.200s", ipath, sval(k));
+      cfg_err(c, node_line(v), kpath, "a plugin's settings are single values, not %s",
+              kind_noun(v));
+      continue;
+    }
+    lx_conf_kv_t *kv = &pl->kv[pl->n_kv++];
+    kv->key = strdup(sval(k));
+    kv->value = strdup(sval(v));
+    kv->line = node_line(k);
+    c->oom = c->oom || !kv->key || !kv->value;
+  }
+}
+
 static void plugin_add(cfg_ctx_t *c, yaml_node_t *name, yaml_node_t *path, int line)
 {
   lx_config_t *cfg = c->cfg;
@@ -974,6 +1111,7 @@ static void plugin_add(cfg_ctx_t *c, yaml_node_t *name, yaml_node_t *path, int l
     return;
   cfg->plugins = pl;
   pl += cfg->n_plugins++;
+  memset(pl, 0, sizeof *pl); /* realloc'd memory: fields not set here must read as empty */
   pl->name = strdup(sval(name));
   pl->path = path ? resolve(c, sval(path)) : NULL;
   pl->line = line;
@@ -998,8 +1136,339 @@ static void walk_plugins(cfg_ctx_t *c, yaml_node_t *seq)
       continue;
     names[i] = got[0];
     plugin_add(c, got[0], got[1], node_line(item));
+    if (c->cfg->n_plugins)
+      plugin_keys(c, item, ipath, &c->cfg->plugins[c->cfg->n_plugins - 1]);
   }
   free(names);
+}
+
+/* ------------------------------------------------------------- calendar */
+
+static bool parse_doc(cfg_ctx_t *c, FILE *fp, yaml_document_t *doc);
+static FILE *open_regular(const char *file, int *err);
+
+static const char *const day_short[8] = {"", "mon", "tue", "wed", "thu", "fri", "sat", "sun"};
+static const char *const day_long[8] = {"",         "Monday", "Tuesday",  "Wednesday",
+                                        "Thursday", "Friday", "Saturday", "Sunday"};
+
+/* List items that are plain text: a day name, a date, a file name. Checked
+ * through field_value so a list or an empty item reads as anywhere else. */
+static const cfg_field_t text_item = {"", CT_STRING, true, 1, CFG_PATH_MAX, NO_OFF, NULL, ""};
+
+/* Per day of one year: the line that listed it, or 0. Holidays and
+ * workdays are kept apart so a day in both is caught with both lines. */
+typedef struct cal_marks {
+  int hol[LX_CAL_DAYS];
+  int work[LX_CAL_DAYS];
+} cal_marks_t;
+
+/* True if MAP has KEY with a non-empty value (the first, if repeated). */
+static bool has_value(cfg_ctx_t *c, const yaml_node_t *map, const char *key)
+{
+  for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+    yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
+    if (k->type == YAML_SCALAR_NODE && !strcmp(sval(k), key))
+      return !is_null(yaml_document_get_node(c->doc, p->value));
+  }
+  return false;
+}
+
+static int day_parse(const yaml_node_t *v)
+{
+  for (int wd = 1; wd <= 7; wd++)
+    if (!strcmp(sval(v), day_short[wd]))
+      return wd;
+  return 0;
+}
+
+/* calendar.weekend. Any problem leaves the default in place and marks the
+ * weekend broken, so workdays are not judged against a guess. */
+static void walk_weekend(cfg_ctx_t *c, yaml_node_t *seq)
+{
+  int first[8] = {0};
+  unsigned mask = 0;
+  size_t before = c->n_probs;
+  char ipath[CFG_PATH], vb[64];
+  for (size_t i = 0; i < seq_len(seq); i++) {
+    yaml_node_t *v = seq_item(c, seq, i);
+    path_idx(ipath, "calendar.weekend", i);
+    if (!field_value(c, &text_item, v, node_line(v), ipath, NULL))
+      continue;
+    int wd = day_parse(v);
+    if (!wd)
+      cfg_err(c, node_line(v), ipath,
+              "%s is not a day; expected mon, tue, wed, thu, fri, sat or sun",
+              show(v, vb, sizeof vb));
+    else if (first[wd])
+      cfg_err(c, node_line(v), ipath, "duplicate day %s; first at line %d", show(v, vb, sizeof vb),
+              first[wd]);
+    else {
+      first[wd] = node_line(v);
+      mask |= LX_CAL_WEEKDAY_BIT(wd);
+    }
+  }
+  c->weekend_broken = c->n_probs != before;
+  if (!c->weekend_broken && mask == 0x7f) {
+    cfg_err(c, node_line(seq), "calendar.weekend",
+            "lists all seven days; at least one day of the week must be a working day");
+    c->weekend_broken = true;
+  }
+  if (!c->weekend_broken)
+    c->cfg->calendar.weekend = mask;
+}
+
+/* "YYYY-MM-DD" (the 10 bytes at s) into a day number. Returns 0, -1 if it
+ * is not of that form, -2 if it names no real day. */
+static int parse_date(const char *s, int64_t *days)
+{
+  for (int i = 0; i < 10; i++)
+    if (i == 4 || i == 7 ? s[i] != '-' : s[i] < '0' || s[i] > '9')
+      return -1;
+  int y = atoi(s), m = atoi(s + 5), d = atoi(s + 8);
+  if (m < 1 || m > 12 || d < 1 || d > lx_date_days_in_month(y, m))
+    return -2;
+  *days = lx_date_to_days(y, m, d);
+  return 0;
+}
+
+/* One holidays or workdays entry, "A" or an inclusive range "A..B", into
+ * day numbers. Reports and returns false if it is not one. */
+static bool day_entry(cfg_ctx_t *c, yaml_node_t *v, const char *path, int64_t *from, int64_t *to)
+{
+  char vb[64];
+  if (!field_value(c, &text_item, v, node_line(v), path, NULL))
+    return false;
+  const char *s = sval(v);
+  size_t len = slen(v);
+  bool range = len == 22 && s[10] == '.' && s[11] == '.';
+  int ra = len == 10 || range ? parse_date(s, from) : -1;
+  int rb = range ? parse_date(s + 12, to) : ra;
+  if (ra == -1 || rb == -1) {
+    cfg_err(c, node_line(v), path,
+            "%s is not a date: write YYYY-MM-DD, or YYYY-MM-DD..YYYY-MM-DD for a range",
+            show(v, vb, sizeof vb));
+    return false;
+  }
+  if (ra || rb) {
+    cfg_err(c, node_line(v), path, "%s: %.10s is not a valid date", show(v, vb, sizeof vb),
+            ra ? s : s + 12);
+    return false;
+  }
+  if (!range)
+    *to = *from;
+  if (*to < *from) {
+    cfg_err(c, node_line(v), path, "%s ends before it starts", show(v, vb, sizeof vb));
+    return false;
+  }
+  return true;
+}
+
+/* Marks day d of year y for one entry at LINE. Returns false, having
+ * reported it, at the entry's first problem: a day listed twice, a day both
+ * holiday and workday, or a "workday" that is a working day anyway (which
+ * would change nothing, so it is a mistake for another date). */
+static bool mark_day(cfg_ctx_t *c, cal_marks_t *m, lx_cal_year_t *y, int d, bool work, int line,
+                     const char *path)
+{
+  int *mine = work ? m->work : m->hol, dy, dm, dd;
+  int64_t day = lx_date_to_days(y->year, 1, 1) + d;
+  lx_date_from_days(day, &dy, &dm, &dd);
+  int wd = lx_date_weekday(day);
+  if (mine[d]) {
+    cfg_err(c, line, path, "%04d-%02d-%02d is already listed at line %d", dy, dm, dd, mine[d]);
+    return false;
+  }
+  if (work && m->hol[d]) {
+    cfg_err(c, line, path, "%04d-%02d-%02d is also listed as a holiday at line %d", dy, dm, dd,
+            m->hol[d]);
+    return false;
+  }
+  if (work && !c->weekend_broken && !(c->cfg->calendar.weekend & LX_CAL_WEEKDAY_BIT(wd))) {
+    cfg_err(c, line, path,
+            "%04d-%02d-%02d is a %s, a working day anyway; list only weekend days worked in "
+            "exchange", dy, dm, dd, day_long[wd]);
+    return false;
+  }
+  mine[d] = line;
+  uint8_t *bits = work ? y->workday : y->holiday;
+  bits[d / 8] |= (uint8_t)(1u << (d % 8));
+  return true;
+}
+
+/* A holidays or workdays list. With y->year 0 (the year is missing or bad)
+ * only the form of each entry can be checked. */
+static void walk_days(cfg_ctx_t *c, yaml_node_t *seq, const char *path, lx_cal_year_t *y,
+                      cal_marks_t *m, bool work)
+{
+  char ipath[CFG_PATH], vb[64];
+  int64_t jan1 = y->year ? lx_date_to_days(y->year, 1, 1) : 0;
+  int64_t next = y->year ? lx_date_to_days(y->year + 1, 1, 1) : 0;
+  for (size_t i = 0; i < seq_len(seq); i++) {
+    yaml_node_t *v = seq_item(c, seq, i);
+    int64_t from, to;
+    path_idx(ipath, path, i);
+    if (!day_entry(c, v, ipath, &from, &to) || !y->year)
+      continue;
+    if (from < jan1 || to >= next) {
+      cfg_err(c, node_line(v), ipath, "%s is outside the year %d", show(v, vb, sizeof vb),
+              y->year);
+      continue;
+    }
+    for (int64_t d = from; d <= to; d++)
+      if (!mark_day(c, m, y, (int)(d - jan1), work, node_line(v), ipath))
+        break;
+  }
+}
+
+/* Keeps a checked year, unless the same year came before (in this file or
+ * another: the message names the other file then). */
+static void year_add(cfg_ctx_t *c, const lx_cal_year_t *y, const yaml_node_t *v, const char *path)
+{
+  lx_calendar_conf_t *cal = &c->cfg->calendar;
+  char kpath[CFG_PATH];
+  for (size_t i = 0; i < cal->n_years; i++) {
+    const lx_cal_year_t *e = &cal->years[i];
+    if (e->year != y->year)
+      continue;
+    path_key(kpath, path, "year");
+    if (!strcmp(e->file, c->file))
+      cfg_err(c, node_line(v), kpath, "duplicate year %d; first at line %d", y->year, e->line);
+    else
+      cfg_err(c, node_line(v), kpath, "duplicate year %d; first at %s:%d", y->year, e->file,
+              e->line);
+    return;
+  }
+  lx_cal_year_t *a = grow(c, cal->years, &c->cap_years, cal->n_years, sizeof *a);
+  if (!a)
+    return;
+  cal->years = a;
+  a += cal->n_years++;
+  *a = *y;
+  a->file = strdup(c->file);
+  a->line = node_line(v);
+  c->oom = c->oom || !a->file;
+}
+
+/* One year's arrangement: a calendar.years[] entry, or the root of a
+ * per-year file (PATH ""). */
+static void check_year(cfg_ctx_t *c, yaml_node_t *node, const char *path)
+{
+  yaml_node_t *got[CFG_MAX_FIELDS];
+  lx_cal_year_t y = {0};
+  char kpath[CFG_PATH];
+  cal_marks_t *m = calloc(1, sizeof *m);
+  if (!m) {
+    c->oom = true;
+    return;
+  }
+  if (check_map(c, node, path, &cal_year_sec, &y, got)) {
+    path_key(kpath, path, "holidays");
+    if (got[YEAR_HOLIDAYS])
+      walk_days(c, got[YEAR_HOLIDAYS], kpath, &y, m, false);
+    path_key(kpath, path, "workdays");
+    if (got[YEAR_WORKDAYS])
+      walk_days(c, got[YEAR_WORKDAYS], kpath, &y, m, true);
+    if (got[YEAR_YEAR])
+      year_add(c, &y, got[YEAR_YEAR], path);
+  }
+  free(m);
+}
+
+/* Checks a per-year file as its own document: its problems name it and
+ * its lines, and sort at INCLUDE_LINE, the config line that names it. */
+static void check_year_file(cfg_ctx_t *c, const char *file, FILE *fp, int include_line)
+{
+  const char *main_file = c->file;
+  yaml_document_t *main_doc = c->doc, doc;
+  c->file = file;
+  c->include_line = include_line;
+  if (parse_doc(c, fp, &doc)) {
+    c->doc = &doc;
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (!root)
+      cfg_err(c, 1, "", "the file is empty; expected a mapping with year, holidays and workdays");
+    else if (scan_tree(c, root))
+      check_year(c, root, "");
+    yaml_document_delete(&doc);
+  }
+  c->file = main_file;
+  c->doc = main_doc;
+  c->include_line = 0;
+}
+
+/* Opens a per-year file named at V. Returns NULL, having reported it, if it
+ * cannot be opened or is the same file as an earlier entry (by device and
+ * inode, so "x.yaml" and "./x.yaml" are caught too); seen[0..i) holds the
+ * identities of the earlier entries, seen[i] gets this one's. */
+static FILE *open_year_file(cfg_ctx_t *c, yaml_node_t *v, const char *file, const char *ipath,
+                            struct stat *seen, size_t i)
+{
+  int err = 0;
+  FILE *fp = open_regular(file, &err);
+  if (!fp) {
+    cfg_err(c, node_line(v), ipath, "cannot open %s: %s", file, strerror(err));
+    return NULL;
+  }
+  if (fstat(fileno(fp), &seen[i]))
+    memset(&seen[i], 0, sizeof seen[i]);
+  for (size_t j = 0; j < i; j++) {
+    if (!seen[j].st_ino || seen[j].st_dev != seen[i].st_dev || seen[j].st_ino != seen[i].st_ino)
+      continue;
+    char vb[64];
+    cfg_err(c, node_line(v), ipath, "%s is the same file as calendar.files[%zu]",
+            show(v, vb, sizeof vb), j);
+    fclose(fp);
+    memset(&seen[i], 0, sizeof seen[i]);
+    return NULL;
+  }
+  return fp;
+}
+
+static void walk_files(cfg_ctx_t *c, yaml_node_t *seq)
+{
+  char ipath[CFG_PATH];
+  size_t n = seq_len(seq);
+  struct stat *seen = calloc(n ? n : 1, sizeof *seen);
+  if (!seen) {
+    c->oom = true;
+    return;
+  }
+  for (size_t i = 0; i < n; i++) {
+    yaml_node_t *v = seq_item(c, seq, i);
+    path_idx(ipath, "calendar.files", i);
+    if (!field_value(c, &text_item, v, node_line(v), ipath, NULL))
+      continue;
+    char *file = resolve(c, sval(v));
+    c->file_entry = (int)i + 1;
+    FILE *fp = file ? open_year_file(c, v, file, ipath, seen, i) : NULL;
+    if (fp) {
+      check_year_file(c, file, fp, node_line(v));
+      fclose(fp);
+    }
+    c->file_entry = 0;
+    free(file);
+  }
+  free(seen);
+}
+
+/* calendar: the weekend first, since exchanged workdays are checked
+ * against it; then inline years, then per-year files, in that order, so a
+ * duplicate year is reported at its second appearance. */
+static void check_calendar(cfg_ctx_t *c, yaml_node_t *node)
+{
+  yaml_node_t *got[CFG_MAX_FIELDS];
+  char ipath[CFG_PATH];
+  if (!check_map(c, node, "calendar", &calendar_sec, &c->cfg->calendar, got))
+    return;
+  c->weekend_broken = !got[CAL_WEEKEND] && has_value(c, node, "weekend");
+  if (got[CAL_WEEKEND])
+    walk_weekend(c, got[CAL_WEEKEND]);
+  for (size_t i = 0; got[CAL_YEARS] && i < seq_len(got[CAL_YEARS]); i++) {
+    path_idx(ipath, "calendar.years", i);
+    check_year(c, seq_item(c, got[CAL_YEARS], i), ipath);
+  }
+  if (got[CAL_FILES])
+    walk_files(c, got[CAL_FILES]);
 }
 
 /* The schema walk. Categories go before deadlines, whose overrides refer
@@ -1026,6 +1495,8 @@ static void check_doc(cfg_ctx_t *c)
     walk_units(c, got[TOP_UNITS], "units", LX_TIER_COUNTY, -1);
   if (got[TOP_DEADLINES])
     check_deadlines(c, got[TOP_DEADLINES]);
+  if (got[TOP_CALENDAR])
+    check_calendar(c, got[TOP_CALENDAR]);
   if (got[TOP_PLUGINS])
     walk_plugins(c, got[TOP_PLUGINS]);
   char *store = resolve(c, c->cfg->store_path);
@@ -1105,20 +1576,32 @@ static bool set_defaults(lx_config_t *cfg, const char *file)
   cfg->map_max = 16 * GIB;
   cfg->deadlines.normal = (lx_tier_days_t){{0, 3, 5, 10}};
   cfg->deadlines.urgent = (lx_tier_days_t){{0, 1, 2, 3}};
+  cfg->calendar.utc_offset_min = 8 * 60;
+  cfg->calendar.workday_end_min = 18 * 60;
+  cfg->calendar.weekend = LX_CAL_WEEKDAY_BIT(6) | LX_CAL_WEEKDAY_BIT(7);
   return cfg->file && cfg->dir && cfg->ingest_ep && cfg->alerts_ep && cfg->query_ep &&
          cfg->store_path;
 }
 
-static FILE *open_file(cfg_ctx_t *c, const char *file)
+/* Opens a file for reading; a directory counts as unopenable (EISDIR),
+ * since fopen would succeed on it and the parser would then fail oddly. */
+static FILE *open_regular(const char *file, int *err)
 {
   struct stat st;
   FILE *fp = fopen(file, "rb");
-  int err = errno;
+  *err = errno;
   if (fp && fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
     fclose(fp);
     fp = NULL;
-    err = EISDIR;
+    *err = EISDIR;
   }
+  return fp;
+}
+
+static FILE *open_file(cfg_ctx_t *c, const char *file)
+{
+  int err = 0;
+  FILE *fp = open_regular(file, &err);
   if (!fp)
     cfg_err(c, 0, NULL, "cannot open: %s", strerror(err));
   return fp;
@@ -1181,10 +1664,18 @@ void lx_config_free(lx_config_t *cfg)
     free(cfg->deadlines.overrides[i].category);
   free(cfg->deadlines.overrides);
   for (size_t i = 0; i < cfg->n_plugins; i++) {
+    for (size_t k = 0; k < cfg->plugins[i].n_kv; k++) {
+      free(cfg->plugins[i].kv[k].key);
+      free(cfg->plugins[i].kv[k].value);
+    }
+    free(cfg->plugins[i].kv);
     free(cfg->plugins[i].name);
     free(cfg->plugins[i].path);
   }
   free(cfg->plugins);
+  for (size_t i = 0; i < cfg->calendar.n_years; i++)
+    free(cfg->calendar.years[i].file);
+  free(cfg->calendar.years);
   memset(cfg, 0, sizeof *cfg);
 }
 
@@ -1235,6 +1726,10 @@ static void print_range(FILE *out, const cfg_field_t *f)
   case CT_INT:
     fprintf(out, "%lld..%lld", (long long)f->min, (long long)f->max);
     break;
+  case CT_OFFSET: case CT_TIME:
+    fprintf(out, "%s..%s", fmt_hhmm((int)f->min, f->type == CT_OFFSET, lo, sizeof lo),
+            fmt_hhmm((int)f->max, f->type == CT_OFFSET, hi, sizeof hi));
+    break;
   case CT_SIZE:
     fprintf(out, "%s..%s", fmt_size((uint64_t)f->min, lo, sizeof lo),
             fmt_size((uint64_t)f->max, hi, sizeof hi));
@@ -1252,7 +1747,8 @@ void lx_config_print_schema(FILE *out)
 {
   static const char *const tname[] = {
     [CT_STRING] = "string", [CT_CODE] = "code", [CT_NAME] = "name", [CT_ENDPOINT] = "endpoint",
-    [CT_INT] = "integer", [CT_SIZE] = "size", [CT_MAP] = "mapping", [CT_LIST] = "list",
+    [CT_INT] = "integer", [CT_SIZE] = "size", [CT_OFFSET] = "utc-offset", [CT_TIME] = "time",
+    [CT_MAP] = "mapping", [CT_LIST] = "list",
   };
   char key[CFG_PATH];
   for (size_t s = 0; s < sizeof all_secs / sizeof all_secs[0]; s++) {

@@ -63,10 +63,20 @@ typedef struct lx_deadlines {
  * core's business; the rest of the section belongs to the plugin, which
  * checks it in its own init (a later issue). The loader keeps the section's
  * line so the plugin's errors can point at it. */
+/* One key of a plugin's entry other than name and path: the plugin reads
+ * it by name through the host API and reports its own errors. */
+typedef struct lx_conf_kv {
+  char *key;
+  char *value; /* the scalar as written */
+  int line;
+} lx_conf_kv_t;
+
 typedef struct lx_plugin_conf {
   char *name;
   char *path; /* shared object; NULL means "the build's plugin dir" */
   int line;
+  lx_conf_kv_t *kv; /* the plugin's own keys, in file order */
+  size_t n_kv;
 } lx_plugin_conf_t;
 
 /* The working-day calendar (calendar.c builds its day table from this).

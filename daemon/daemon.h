@@ -14,6 +14,8 @@
 #include "zsock.h"
 
 typedef struct lx_ingest lx_ingest_t;
+typedef struct lx_host lx_host_t;
+typedef struct lx_calendar lx_calendar_t;
 
 typedef struct lx_stats {
   uint64_t accepted;      /* events stored since start */
@@ -22,6 +24,8 @@ typedef struct lx_stats {
   uint64_t batches;       /* write transactions committed */
   uint64_t replies_lost;  /* replies a peer was not there to take */
   uint64_t queries;
+  uint64_t alerts;        /* alerts published */
+  uint64_t internal;      /* events the daemon's plugins appended */
 } lx_stats_t;
 
 typedef struct lx_daemon {
@@ -32,6 +36,9 @@ typedef struct lx_daemon {
   void *ingest_sock, *alerts_sock, *query_sock;
   lx_zsock_t ingest_z, alerts_z, query_z;
   lx_ingest_t *ingest;
+  lx_calendar_t *cal;
+  lx_host_t **hosts;     /* one per configured plugin, in config order */
+  size_t n_hosts;
   uv_signal_t sigint, sigterm;
   uint64_t started_ms;
   lx_stats_t stats;
@@ -41,6 +48,22 @@ typedef struct lx_daemon {
 /* ingest.c: the ingest socket's handler and the group commit. */
 int lx_ingest_start(lx_daemon_t *d);
 void lx_ingest_stop(lx_daemon_t *d);
+
+/* Queues an event written by the daemon (a plugin's), to be validated and
+ * committed like any other, with the next internal batch: `at` is its
+ * receive time, `actor` the plugin's name. Returns 0 or a negative code. */
+int lx_ingest_queue(lx_daemon_t *d, const char *actor, const char *type, lx_str_t unit,
+                    const uint8_t *body, size_t body_len);
+/* Commits what is queued (and what that makes plugins queue in turn). */
+void lx_ingest_flush_queue(lx_daemon_t *d);
+
+/* alerts.c: the alerts socket. publish sends topic "unit." and the map
+ * {seq, kind, unit, at} plus the entries of `extra` (a MessagePack map or
+ * NULL); it never blocks (a slow subscriber loses alerts, not the daemon). */
+int lx_alerts_start(lx_daemon_t *d);
+void lx_alerts_stop(lx_daemon_t *d);
+int lx_alerts_publish(lx_daemon_t *d, uint64_t seq, uint64_t at, const char *kind, lx_str_t unit,
+                      const uint8_t *extra, size_t extra_len);
 
 /* query.c: the query socket's handler. */
 int lx_query_start(lx_daemon_t *d);

@@ -24,11 +24,14 @@
 #include "clock.h"
 #include "daemon.h"
 #include "log.h"
+#include "plugin_host.h"
 
 #define BATCH_MAX 4096
 #define ROUNDS_PER_WAKEUP 8
+#define QUEUE_ROUNDS 64
 
 typedef struct pending {
+  bool internal;    /* written by the daemon: no peer to answer */
   lx_peer_t peer;
   zmq_msg_t frame;
   lx_event_t ev;
@@ -38,10 +41,20 @@ typedef struct pending {
   bool dup;
 } pending_t;
 
+/* An event a plugin appended, waiting for the next internal batch. */
+typedef struct queued {
+  char *actor, *type, *unit;
+  uint8_t *body;
+  size_t body_len;
+} queued_t;
+
 struct lx_ingest {
   lx_daemon_t *d;
   pending_t *batch;
   size_t n;
+  queued_t *queue;
+  size_t nq, capq;
+  lx_schema_ctx_t internal_schema;
   msgpack_zone zone;
   msgpack_sbuffer norm;  /* every event's normalised bytes, end to end */
   msgpack_sbuffer reply;
@@ -112,9 +125,11 @@ static int apply_one(lx_ingest_t *in, MDB_txn *txn, pending_t *p, uint64_t rat) 
       return 0; /* E_STATE or E_CONFLICT: answered, nothing stored */
   }
   if ((rc = lx_store_append(s, txn, rat, ev, p->norm_len, &p->seq)) ||
-      (rc = lx_store_id_put(s, txn, p->ev.id, p->seq, content)))
+      (rc = lx_store_id_put(s, txn, p->ev.id, p->seq, content)) ||
+      (p->ev.appeal.n && (rc = store_appeal(in, txn, p, &before, exists, &after))))
     return rc;
-  return p->ev.appeal.n ? store_appeal(in, txn, p, &before, exists, &after) : 0;
+  lx_plugins_apply(in->d, txn, p->seq, rat, &p->ev, ev, p->norm_len);
+  return 0;
 }
 
 /* --- the batch ------------------------------------------------------------ */
@@ -126,13 +141,12 @@ static void reset_outcome(pending_t *p) {
 
 /* One attempt at the whole batch in one transaction. Returns 0 when it was
  * committed, or the error that aborted it (nothing of it stored). */
-static int commit_batch(lx_ingest_t *in) {
+static int commit_batch(lx_ingest_t *in, uint64_t rat) {
   lx_store_t *s = in->d->store;
   MDB_txn *txn;
   int rc = lx_store_begin(s, &txn);
   if (rc)
     return rc;
-  uint64_t rat = lx_store_next_rat(s, lx_clock_now_ms());
   uint64_t seq0 = lx_store_head(s)->seq;
   for (size_t i = 0; i < in->n && rc == 0; i++) {
     pending_t *p = &in->batch[i];
@@ -153,7 +167,7 @@ static int commit_batch(lx_ingest_t *in) {
 
 /* Commits the batch, growing the map as often as that helps. Events that
  * could not be stored get the batch's error. */
-static void commit_with_growth(lx_ingest_t *in) {
+static void commit_with_growth(lx_ingest_t *in, uint64_t rat) {
   int rc;
   /* apply_one may reject an event (E_STATE) on one attempt; a retry after
    * growth must start from the decoded state, so keep which were good. */
@@ -161,7 +175,7 @@ static void commit_with_growth(lx_ingest_t *in) {
   for (size_t i = 0; i < in->n; i++)
     good[i] = in->batch[i].err.code == 0;
   for (;;) {
-    rc = commit_batch(in);
+    rc = commit_batch(in, rat);
     if (rc != LX_EFULL || lx_store_grow(in->d->store) != 0)
       break;
     for (size_t i = 0; i < in->n; i++)
@@ -221,18 +235,51 @@ static void answer_batch(lx_ingest_t *in) {
       st->duplicates++;
     else
       st->accepted++;
-    if (lx_router_send(in->d->ingest_sock, &p->peer, in->reply.data, in->reply.size))
+    if (p->internal) {
+      st->internal += p->err.code == 0;
+      if (p->err.code) {
+        /* A plugin's event that does not validate is a plugin bug; one the
+         * store refused (E_FULL) is tried again when its timer fires. */
+        lx_error("ingest", "event of %.*s refused: %s %s", (int)p->ev.actor.n, p->ev.actor.p,
+                 lx_strerror(p->err.code), p->err.msg);
+        lx_plugins_retry_later(in->d, p->ev.actor.p, p->ev.actor.n);
+      }
+    } else if (lx_router_send(in->d->ingest_sock, &p->peer, in->reply.data, in->reply.size)) {
       st->replies_lost++;
-    zmq_msg_close(&p->frame);
+    }
   }
+}
+
+/* Offers each newly stored record to the plugins' react, in log order. */
+static void react_batch(lx_ingest_t *in, uint64_t rat) {
+  for (size_t i = 0; i < in->n; i++) {
+    pending_t *p = &in->batch[i];
+    if (p->err.code == 0 && !p->dup)
+      lx_plugins_react(in->d, p->seq, rat, &p->ev,
+                       (const uint8_t *)in->norm.data + p->norm_off, p->norm_len);
+  }
+}
+
+static void clear_batch(lx_ingest_t *in) {
+  for (size_t i = 0; i < in->n; i++)
+    zmq_msg_close(&in->batch[i].frame);
   in->n = 0;
   msgpack_sbuffer_clear(&in->norm);
   msgpack_zone_clear(&in->zone);
 }
 
+/* Everything after the decode: one commit, the answers, the reactions. */
+static void finish_batch(lx_ingest_t *in, uint64_t rat) {
+  commit_with_growth(in, rat);
+  answer_batch(in);
+  react_batch(in, rat);
+  clear_batch(in);
+}
+
 /* --- reading ---------------------------------------------------------------- */
 
 static void decode_one(lx_ingest_t *in, pending_t *p, bool shape_ok) {
+  const lx_schema_ctx_t *schema = p->internal ? &in->internal_schema : &in->schema;
   memset(&p->ev, 0, sizeof p->ev);
   p->err.code = 0;
   p->dup = false;
@@ -241,7 +288,7 @@ static void decode_one(lx_ingest_t *in, pending_t *p, bool shape_ok) {
     lx_fail(&p->err, LX_EDECODE, "a request is exactly one frame");
     return;
   }
-  lx_event_decode(zmq_msg_data(&p->frame), zmq_msg_size(&p->frame), &in->schema, &in->zone,
+  lx_event_decode(zmq_msg_data(&p->frame), zmq_msg_size(&p->frame), schema, &in->zone,
                   &p->ev, &in->norm, &p->err);
   p->norm_len = in->norm.size - p->norm_off;
 }
@@ -257,6 +304,7 @@ static size_t read_batch(lx_ingest_t *in) {
         zmq_msg_close(&p->frame);
       break;
     }
+    p->internal = false;
     decode_one(in, p, shape_ok);
     in->n++;
   }
@@ -268,24 +316,134 @@ static void on_ingest(lx_zsock_t *zs) {
   for (int round = 0; round < ROUNDS_PER_WAKEUP; round++) {
     if (read_batch(in) == 0)
       break;
-    commit_with_growth(in);
-    answer_batch(in);
+    finish_batch(in, lx_store_next_rat(in->d->store, lx_clock_now_ms()));
+    lx_ingest_flush_queue(in->d);
   }
+  lx_ingest_flush_queue(in->d);
   lx_zsock_rearm(zs);
 }
 
 static bool unit_ok(void *arg, const char *path, size_t len, bool community) {
-  const lx_config_t *cfg = arg;
+  const lx_config_t *cfg = &((lx_daemon_t *)arg)->cfg;
   int i = lx_config_find_unit(cfg, path, len);
   return i >= 0 && (!community || cfg->units[i].tier == LX_TIER_COMMUNITY);
 }
 
 static bool category_ok(void *arg, const char *code, size_t len) {
-  return lx_config_find_category(arg, code, len) >= 0;
+  return lx_config_find_category(&((lx_daemon_t *)arg)->cfg, code, len) >= 0;
 }
 
 void lx_daemon_schema_ctx(lx_daemon_t *d, lx_schema_ctx_t *ctx) {
-  *ctx = (lx_schema_ctx_t){unit_ok, category_ok, &d->cfg, false};
+  *ctx = (lx_schema_ctx_t){unit_ok, category_ok, d, false, NULL};
+}
+
+static bool plugin_type(void *arg, const char *name, size_t len) {
+  return lx_plugins_has_type(arg, name, len);
+}
+
+/* --- events the daemon writes --------------------------------------------------- */
+
+static char *dup_str(const char *p, size_t n) {
+  char *s = malloc(n + 1);
+  if (s) {
+    memcpy(s, p, n);
+    s[n] = 0;
+  }
+  return s;
+}
+
+static void free_queued(queued_t *q) {
+  free(q->actor);
+  free(q->type);
+  free(q->unit);
+  free(q->body);
+}
+
+int lx_ingest_queue(lx_daemon_t *d, const char *actor, const char *type, lx_str_t unit,
+                    const uint8_t *body, size_t body_len) {
+  lx_ingest_t *in = d->ingest;
+  if (!in || body_len > LX_MSG_MAX)
+    return LX_EINTERNAL;
+  if (in->nq == in->capq) {
+    size_t cap = in->capq ? in->capq * 2 : 64;
+    queued_t *q = realloc(in->queue, cap * sizeof *q);
+    if (!q)
+      return LX_EINTERNAL;
+    in->queue = q;
+    in->capq = cap;
+  }
+  queued_t *q = &in->queue[in->nq];
+  *q = (queued_t){dup_str(actor, strlen(actor)), dup_str(type, strlen(type)),
+                  dup_str(unit.p, unit.n), malloc(body_len ? body_len : 1), body_len};
+  if (!q->actor || !q->type || !q->unit || !q->body) {
+    free_queued(q);
+    return LX_EINTERNAL;
+  }
+  memcpy(q->body, body, body_len);
+  in->nq++;
+  return 0;
+}
+
+/* Encodes a queued event as a client would send it, with `at` = its
+ * receive time, into p->frame. */
+static int encode_queued(lx_ingest_t *in, const queued_t *q, uint64_t rat, pending_t *p) {
+  char id[40];
+  uint8_t rnd[16];
+  randombytes_buf(rnd, sizeof rnd);
+  strcpy(id, "lx-");
+  sodium_bin2hex(id + 3, sizeof id - 3, rnd, sizeof rnd);
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_map(&pk, 7);
+  const char *keys[] = {"v", "id", "type", "at", "unit", "actor", "body"};
+  lx_mp_pack_cstr(&pk, keys[0]);
+  msgpack_pack_uint8(&pk, LX_PROTO_VERSION);
+  lx_mp_pack_cstr(&pk, keys[1]);
+  lx_mp_pack_cstr(&pk, id);
+  lx_mp_pack_cstr(&pk, keys[2]);
+  lx_mp_pack_cstr(&pk, q->type);
+  lx_mp_pack_cstr(&pk, keys[3]);
+  msgpack_pack_uint64(&pk, rat);
+  lx_mp_pack_cstr(&pk, keys[4]);
+  lx_mp_pack_cstr(&pk, q->unit);
+  lx_mp_pack_cstr(&pk, keys[5]);
+  lx_mp_pack_cstr(&pk, q->actor);
+  lx_mp_pack_cstr(&pk, keys[6]);
+  msgpack_sbuffer_write(&sb, (const char *)q->body, q->body_len);
+  int rc = zmq_msg_init_size(&p->frame, sb.size);
+  if (rc == 0)
+    memcpy(zmq_msg_data(&p->frame), sb.data, sb.size);
+  msgpack_sbuffer_destroy(&sb);
+  return rc;
+}
+
+/* Moves up to BATCH_MAX queued events into the batch. */
+static void take_queue(lx_ingest_t *in, uint64_t rat) {
+  size_t k = 0;
+  for (; k < in->nq && in->n < BATCH_MAX; k++) {
+    pending_t *p = &in->batch[in->n];
+    p->internal = true;
+    if (encode_queued(in, &in->queue[k], rat, p) == 0) {
+      decode_one(in, p, true);
+      in->n++;
+    }
+    free_queued(&in->queue[k]);
+  }
+  memmove(in->queue, in->queue + k, (in->nq - k) * sizeof *in->queue);
+  in->nq -= k;
+}
+
+void lx_ingest_flush_queue(lx_daemon_t *d) {
+  lx_ingest_t *in = d->ingest;
+  for (int round = 0; in && in->nq && round < QUEUE_ROUNDS; round++) {
+    uint64_t rat = lx_store_next_rat(d->store, lx_clock_now_ms());
+    take_queue(in, rat);
+    finish_batch(in, rat);
+  }
+  if (in && in->nq) /* a plugin keeps appending: yield to the sockets, go on next turn */
+    lx_zsock_kick(&d->ingest_z);
 }
 
 int lx_ingest_start(lx_daemon_t *d) {
@@ -299,6 +457,9 @@ int lx_ingest_start(lx_daemon_t *d) {
   msgpack_sbuffer_init(&in->norm);
   msgpack_sbuffer_init(&in->reply);
   lx_daemon_schema_ctx(d, &in->schema);
+  in->internal_schema = in->schema;
+  in->internal_schema.allow_daemon_types = true;
+  in->internal_schema.plugin_type = plugin_type;
   d->ingest = in;
   return lx_zsock_init(d->loop, &d->ingest_z, d->ingest_sock, on_ingest, in);
 }
@@ -311,6 +472,9 @@ void lx_ingest_stop(lx_daemon_t *d) {
   msgpack_zone_destroy(&in->zone);
   msgpack_sbuffer_destroy(&in->norm);
   msgpack_sbuffer_destroy(&in->reply);
+  for (size_t i = 0; i < in->nq; i++)
+    free_queued(&in->queue[i]);
+  free(in->queue);
   free(in->batch);
   free(in);
   d->ingest = NULL;

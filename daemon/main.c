@@ -14,9 +14,11 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "calendar.h"
 #include "clock.h"
 #include "daemon.h"
 #include "log.h"
+#include "plugin_host.h"
 
 typedef struct opts {
   const char *config, *data, *ingest, *alerts, *query, *check;
@@ -130,28 +132,15 @@ static void *bind_socket(lx_daemon_t *d, int type, const char *ep, const char *w
   return s;
 }
 
-/* The alerts socket has nothing to publish until the plugins issue; it
- * still reads (and drops) subscription messages so they never pile up. */
-static void on_alerts(lx_zsock_t *zs) {
-  zmq_msg_t m;
-  for (int i = 0; i < 1024; i++) {
-    zmq_msg_init(&m);
-    int rc = zmq_msg_recv(&m, zs->sock, ZMQ_DONTWAIT);
-    zmq_msg_close(&m);
-    if (rc < 0)
-      break;
-  }
-  lx_zsock_rearm(zs);
-}
-
 static void on_signal(uv_signal_t *h, int signum) {
   lx_daemon_t *d = h->data;
   if (d->stopping++)
     return;
   lx_info("main", "%s: stopping", strsignal(signum));
+  lx_plugins_close(d);
   lx_ingest_stop(d);
   lx_query_stop(d);
-  lx_zsock_close(&d->alerts_z);
+  lx_alerts_stop(d);
   uv_close((uv_handle_t *)&d->sigint, NULL);
   uv_close((uv_handle_t *)&d->sigterm, NULL);
 }
@@ -165,19 +154,26 @@ static int start(lx_daemon_t *d) {
   }
   const lx_head_t *h = lx_store_head(d->store);
   lx_info("main", "store %s: %llu records", d->cfg.store_path, (unsigned long long)h->seq);
+  char *errors = NULL;
+  if (lx_calendar_new(&d->cfg, &d->cal) || lx_plugins_load(d, &errors)) {
+    fputs(errors ? errors : "cannot start the plugins\n", stderr);
+    free(errors);
+    return -1;
+  }
   d->zctx = zmq_ctx_new();
   if (!(d->ingest_sock = bind_socket(d, ZMQ_ROUTER, d->cfg.ingest_ep, "ingest")) ||
       !(d->alerts_sock = bind_socket(d, ZMQ_XPUB, d->cfg.alerts_ep, "alerts")) ||
       !(d->query_sock = bind_socket(d, ZMQ_ROUTER, d->cfg.query_ep, "query")))
     return -1;
-  if (lx_ingest_start(d) || lx_query_start(d) ||
-      lx_zsock_init(d->loop, &d->alerts_z, d->alerts_sock, on_alerts, d))
+  if (lx_ingest_start(d) || lx_query_start(d) || lx_alerts_start(d))
     return -1;
   uv_signal_init(d->loop, &d->sigint);
   uv_signal_init(d->loop, &d->sigterm);
   d->sigint.data = d->sigterm.data = d;
   uv_signal_start(&d->sigint, on_signal, SIGINT);
   uv_signal_start(&d->sigterm, on_signal, SIGTERM);
+  /* Escalations that fell due while the daemon was down are made now. */
+  lx_plugins_start(d);
   return 0;
 }
 
@@ -189,6 +185,7 @@ static void finish(lx_daemon_t *d) {
   if (d->zctx)
     zmq_ctx_term(d->zctx);
   lx_store_free(&d->store);
+  lx_calendar_free(&d->cal);
   lx_config_free(&d->cfg);
 }
 
@@ -230,9 +227,10 @@ int main(int argc, char **argv) {
       lx_error("main", "handles still open at exit: %s", uv_strerror(rc));
     lx_info("main", "stopped at seq %llu", (unsigned long long)lx_store_head(d.store)->seq);
   } else {
+    lx_plugins_close(&d);
     lx_ingest_stop(&d);
     lx_query_stop(&d);
-    lx_zsock_close(&d.alerts_z);
+    lx_alerts_stop(&d);
     uv_run(d.loop, UV_RUN_DEFAULT);
   }
   finish(&d);

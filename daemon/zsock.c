@@ -65,6 +65,13 @@ void lx_zsock_rearm(lx_zsock_t *zs) {
   }
 }
 
+void lx_zsock_kick(lx_zsock_t *zs) {
+  if (!zs->idle_active && !zs->closing && zs->open_handles) {
+    zs->idle_active = true;
+    uv_idle_start(&zs->idle, on_idle);
+  }
+}
+
 static void on_closed(uv_handle_t *h) {
   lx_zsock_t *zs = h->data;
   zs->open_handles--;

@@ -45,6 +45,10 @@ bool lx_zsock_readable(lx_zsock_t *zs);
  * again on the next loop iteration. Call at the end of every on_input. */
 void lx_zsock_rearm(lx_zsock_t *zs);
 
+/* Runs on_input on the next loop iteration, whatever ZMQ_EVENTS says: for
+ * work the handler left for later. */
+void lx_zsock_kick(lx_zsock_t *zs);
+
 /* Stops watching and closes both handles; the ZeroMQ socket stays open. */
 void lx_zsock_close(lx_zsock_t *zs);
 

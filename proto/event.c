@@ -309,8 +309,36 @@ static int walk_map(const schema_t *sc, const msgpack_object *map, lx_event_t *e
                     msgpack_packer *pk, const lx_schema_ctx_t *ctx, lx_error_t *e);
 
 /* Checks the body against its type's table and packs it. */
+/* A plugin type's body: any map of scalars, packed as given (plugins are
+ * deterministic, so the bytes are too). */
+static int walk_plugin_body(const msgpack_object *body, lx_event_t *ev, msgpack_packer *pk,
+                            lx_error_t *e) {
+  for (uint32_t i = 0; i < body->via.map.size; i++) {
+    const msgpack_object_kv *kv = &body->via.map.ptr[i];
+    int t = kv->val.type;
+    if (t == MSGPACK_OBJECT_ARRAY || t == MSGPACK_OBJECT_MAP || t == MSGPACK_OBJECT_EXT)
+      return lx_fail(e, LX_ESCHEMA, "body.%.*s: expected a scalar", (int)kv->key.via.str.size,
+                     kv->key.via.str.ptr);
+    if (t == MSGPACK_OBJECT_STR && !utf8_ok((const uint8_t *)kv->val.via.str.ptr, kv->val.via.str.size))
+      return lx_fail(e, LX_ESCHEMA, "body.%.*s: not valid UTF-8", (int)kv->key.via.str.size,
+                     kv->key.via.str.ptr);
+    if (lx_mp_str_eq(&kv->key, "appeal")) {
+      if (t != MSGPACK_OBJECT_STR || kv->val.via.str.size == 0 ||
+          kv->val.via.str.size > LX_APPEAL_ID_MAX)
+        return lx_fail(e, LX_ESCHEMA, "body.appeal: expected a string of 1 to %d bytes",
+                       LX_APPEAL_ID_MAX);
+      ev->appeal = (lx_str_t){kv->val.via.str.ptr, kv->val.via.str.size};
+    }
+  }
+  if (pk)
+    msgpack_pack_object(pk, *body);
+  return 0;
+}
+
 static int walk_body(const msgpack_object *body, lx_event_t *ev, msgpack_packer *pk,
                      const lx_schema_ctx_t *ctx, lx_error_t *e) {
+  if (ev->type == LX_EV_PLUGIN)
+    return walk_plugin_body(body, ev, pk, e);
   int rc = walk_map(&bodies[ev->type], body, ev, pk, ctx, e);
   if (rc)
     return rc;
@@ -385,6 +413,10 @@ static int check_head(const msgpack_object *root, lx_event_t *ev, const lx_schem
   if (t->type != MSGPACK_OBJECT_STR)
     return lx_fail(e, LX_ESCHEMA, "type: expected a string");
   ev->type = lx_ev_type_parse(t->via.str.ptr, t->via.str.size);
+  ev->type_name = (lx_str_t){t->via.str.ptr, t->via.str.size};
+  if (ev->type == LX_EV_NONE && ctx->allow_daemon_types && ctx->plugin_type &&
+      ctx->plugin_type(ctx->arg, t->via.str.ptr, t->via.str.size))
+    ev->type = LX_EV_PLUGIN;
   if (ev->type == LX_EV_NONE)
     return lx_fail(e, LX_ETYPE, "type: \"%.*s\" is not an event type",
                    (int)(t->via.str.size > 32 ? 32 : t->via.str.size), t->via.str.ptr);
@@ -427,8 +459,10 @@ int lx_event_decode(const uint8_t *buf, size_t len, const lx_schema_ctx_t *ctx,
   return 0;
 }
 
+static bool any_type(void *arg, const char *name, size_t len) { return true; }
+
 int lx_event_parse_stored(const uint8_t *buf, size_t len, msgpack_zone *zone, lx_event_t *ev) {
-  static const lx_schema_ctx_t any = {.allow_daemon_types = true};
+  static const lx_schema_ctx_t any = {.allow_daemon_types = true, .plugin_type = any_type};
   lx_error_t e;
   return lx_event_decode(buf, len, &any, zone, ev, NULL, &e) ? LX_EDECODE : 0;
 }

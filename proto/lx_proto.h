@@ -68,6 +68,7 @@ enum lx_ev_type {
   /* Written only by the daemon. */
   LX_EV_ESCALATION,
   LX_EV_CHECKPOINT,
+  LX_EV_PLUGIN, /* a type a plugin declared: its name is in type_name */
 };
 
 const char *lx_ev_type_name(int type);
@@ -95,6 +96,7 @@ int lx_status_parse(const char *s, size_t len);
  * frame it was decoded from; they live as long as those do. */
 typedef struct lx_event {
   int type;      /* enum lx_ev_type */
+  lx_str_t type_name;
   lx_str_t id;   /* id.p is NULL when the frame had no readable string id */
   int64_t at;
   lx_str_t unit;
@@ -125,6 +127,10 @@ typedef struct lx_schema_ctx {
   bool (*category_ok)(void *arg, const char *code, size_t len);
   void *arg;
   bool allow_daemon_types; /* true only for events the daemon writes */
+  /* With allow_daemon_types: true for a type a plugin declared. Such an
+   * event's body may be any map of scalars; a string `appeal` in it names
+   * the appeal the record belongs to. NULL: no plugin types. */
+  bool (*plugin_type)(void *arg, const char *name, size_t len);
 } lx_schema_ctx_t;
 
 /* Checks the structure of a msgpack buffer without allocating: exactly one

@@ -11,6 +11,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -97,6 +98,16 @@ static void expect_error_ends(const char *text, int line, const char *head, cons
   free(err);
 }
 
+static int count_bits(const uint8_t *map)
+{
+  int n = 0;
+  for (int i = 0; i < LX_CAL_BYTES; i++)
+    n += __builtin_popcount(map[i]);
+  return n;
+}
+
+static bool has_bit(const uint8_t *map, int d) { return map[d / 8] >> (d % 8) & 1; }
+
 static char *sample_path(void)
 {
   const char *src = getenv("LX_SOURCE_DIR");
@@ -174,6 +185,18 @@ static void test_sample_loads(void **state)
   assert_int_equal(d->overrides[0].urgent.days[LX_TIER_COMMUNITY], 0);
   assert_true(d->overrides[0].line > 0);
 
+  const lx_calendar_conf_t *k = &cfg.calendar;
+  assert_int_equal(k->utc_offset_min, 8 * 60);
+  assert_int_equal(k->workday_end_min, 18 * 60);
+  assert_int_equal(k->weekend, LX_CAL_WEEKDAY_BIT(6) | LX_CAL_WEEKDAY_BIT(7));
+  assert_int_equal(k->n_years, 1);
+  assert_int_equal(k->years[0].year, 2026);
+  assert_string_equal(k->years[0].file, file);
+  assert_int_equal(count_bits(k->years[0].holiday), 3 + 9 + 3 + 5 + 3 + 3 + 7);
+  assert_int_equal(count_bits(k->years[0].workday), 6);
+  assert_true(has_bit(k->years[0].holiday, 31 + 14)); /* 2026-02-15 */
+  assert_true(has_bit(k->years[0].workday, 3));       /* 2026-01-04 */
+
   lx_config_free(&cfg);
   assert_zeroed(&cfg);
   lx_config_free(&cfg); /* safe twice */
@@ -196,6 +219,10 @@ static void test_defaults(void **state)
   assert_int_equal(cfg.deadlines.n_overrides, 0);
   assert_int_equal(cfg.n_units, 3);
   assert_int_equal(cfg.n_plugins, 0);
+  assert_int_equal(cfg.calendar.utc_offset_min, 480);
+  assert_int_equal(cfg.calendar.workday_end_min, 1080);
+  assert_int_equal(cfg.calendar.weekend, LX_CAL_WEEKDAY_BIT(6) | LX_CAL_WEEKDAY_BIT(7));
+  assert_int_equal(cfg.calendar.n_years, 0);
   assert_true(asprintf(&want, "%s", file) > 0);
   assert_string_equal(cfg.file, want);
   free(want);
@@ -219,7 +246,7 @@ static void test_values_and_plugins(void **state)
     "  - name: escalate\n"                                /* 18 */
     "    path: plugins/escalate.so\n"
     "    every: 60          # the plugin's own key\n"
-    "    tiers: [1, 2]\n"
+    "    share: 0.8\n"
     "  - {name: rank_2, path: /opt/rank.so}\n"            /* 22 */
     "  - {name: audit}\n";
   int rc = load_text(text, &cfg, &err, &file);
@@ -239,6 +266,13 @@ static void test_values_and_plugins(void **state)
   assert_string_equal(cfg.plugins[0].name, "escalate");
   assert_string_equal(cfg.plugins[0].path, "/tmp/plugins/escalate.so");
   assert_int_equal(cfg.plugins[0].line, 18);
+  /* The plugin's own keys are kept as written, with their lines. */
+  assert_int_equal(cfg.plugins[0].n_kv, 2);
+  assert_string_equal(cfg.plugins[0].kv[0].key, "every");
+  assert_string_equal(cfg.plugins[0].kv[0].value, "60");
+  assert_int_equal(cfg.plugins[0].kv[0].line, 20);
+  assert_string_equal(cfg.plugins[0].kv[1].value, "0.8");
+  assert_int_equal(cfg.plugins[1].n_kv, 0);
   assert_string_equal(cfg.plugins[1].path, "/opt/rank.so");
   assert_int_equal(cfg.plugins[1].line, 22);
   assert_null(cfg.plugins[2].path);
@@ -279,6 +313,9 @@ static void test_print_schema(void **state)
   assert_non_null(strstr(buf, "store.map_size (size, default 64MiB; 1 MiB..1 TiB)"));
   assert_non_null(strstr(buf, "units[].townships[].communities[].code (code, required"));
   assert_non_null(strstr(buf, "deadlines.normal.county (integer, default 10; 1..365)"));
+  assert_non_null(strstr(buf, "calendar.utc_offset (utc-offset, default +08:00; -14:00..+14:00)"));
+  assert_non_null(strstr(buf, "calendar.workday_end (time, default 18:00; 00:01..24:00)"));
+  assert_non_null(strstr(buf, "calendar.years[].year (integer, required; 1970..9999)"));
   free(buf);
 }
 
@@ -314,7 +351,7 @@ static void test_unknown_keys(void **state)
 {
   expect_error(MIN "colour: blue\n", 11,
                "colour: unknown key; valid keys: listen, store, units, categories, "
-               "deadlines, plugins\n");
+               "deadlines, calendar, plugins\n");
   expect_error(MIN "store:\n  pathh: x\n", 12,
                "store.pathh: unknown key; valid keys: path, map_size, map_max\n");
   expect_error(MIN_UNITS "          - {code: xc, nmae: 新村}\n" MIN_CATS, 9,
@@ -519,6 +556,12 @@ static void test_duplicate_plugin(void **state)
                14, "plugins[2].name: duplicate plugin name \"escalate\"; first at line 12\n");
 }
 
+static void test_plugin_setting_not_scalar(void **state)
+{
+  expect_error(MIN "plugins:\n  - name: escalate\n    tiers: [1, 2]\n", 13,
+               "plugins[0].tiers: a plugin's settings are single values, not a list");
+}
+
 static void test_aliases_refused(void **state)
 {
   expect_error("units: &u\n  - {code: qd, name: x, townships: [{code: a, name: b, communities: "
@@ -596,6 +639,299 @@ static void test_many_mistakes(void **state)
   free(err);
 }
 
+/* ------------------------------------------------------------- calendar */
+
+/* Writes a per-year file beside the config (both under /tmp), so a config
+ * can name it by its base name. Returns its malloc'd full name. */
+static char *year_file(const char *text) { return write_tmp(text); }
+
+static const char *base(const char *path) { return strrchr(path, '/') + 1; }
+
+/* Asserts that loading TEXT fails with "IN:LINE: WHAT" (IN: a per-year
+ * file) and that "IN" problems are not reported under the config's name. */
+static void expect_error_in(const char *text, const char *in, int line, const char *what)
+{
+  lx_config_t cfg;
+  char *err = NULL, *file, needle[1024];
+  assert_int_equal(load_text(text, &cfg, &err, &file), -1);
+  assert_zeroed(&cfg);
+  snprintf(needle, sizeof needle, "%s:%d: %s", in, line, what);
+  if (!strstr(err, needle))
+    fail_msg("expected\n  %s\nin\n%s", needle, err);
+  unlink(file);
+  free(file);
+  free(err);
+}
+
+static void test_calendar_values(void **state)
+{
+  lx_config_t cfg;
+  char *err = NULL, *file, text[1024];
+  char *y27 = year_file("# 2027, as a per-year file\n"
+                        "year: 2027\n"
+                        "holidays: [2027-01-01]\n"
+                        "workdays: []\n");
+  snprintf(text, sizeof text,
+           MIN "calendar:\n"
+           "  utc_offset: -03:30\n"                                   /* 12 */
+           "  workday_end: 17:30\n"
+           "  weekend: [fri, sat]\n"
+           "  years:\n"
+           "    - year: 2026\n"                                       /* 16 */
+           "      holidays: [2026-02-15..2026-02-17, 2026-12-31]\n"
+           "      workdays: [2026-01-02]\n"                           /* a Friday */
+           "  files: [%s]\n",
+           base(y27));
+  int rc = load_text(text, &cfg, &err, &file);
+  if (rc)
+    fail_msg("%s", err);
+  const lx_calendar_conf_t *k = &cfg.calendar;
+  assert_int_equal(k->utc_offset_min, -210);
+  assert_int_equal(k->workday_end_min, 17 * 60 + 30);
+  assert_int_equal(k->weekend, LX_CAL_WEEKDAY_BIT(5) | LX_CAL_WEEKDAY_BIT(6));
+  assert_int_equal(k->n_years, 2);
+  assert_int_equal(k->years[0].year, 2026);
+  assert_string_equal(k->years[0].file, file);
+  assert_int_equal(k->years[0].line, 16);
+  assert_int_equal(count_bits(k->years[0].holiday), 4);
+  assert_true(has_bit(k->years[0].holiday, 31 + 16));
+  assert_true(has_bit(k->years[0].holiday, 364));
+  assert_int_equal(count_bits(k->years[0].workday), 1);
+  assert_true(has_bit(k->years[0].workday, 1));
+  assert_int_equal(k->years[1].year, 2027);
+  assert_string_equal(k->years[1].file, y27);
+  assert_int_equal(k->years[1].line, 2);
+  assert_int_equal(count_bits(k->years[1].holiday), 1);
+  assert_true(has_bit(k->years[1].holiday, 0));
+  lx_config_free(&cfg);
+  unlink(file);
+  free(file);
+  unlink(y27);
+  free(y27);
+
+  /* a bare "calendar:" and "weekend: []" (no weekend at all) are fine */
+  assert_int_equal(load_text(MIN "calendar:\n", &cfg, &err, &file), 0);
+  assert_int_equal(cfg.calendar.workday_end_min, 18 * 60);
+  lx_config_free(&cfg);
+  unlink(file);
+  free(file);
+  assert_int_equal(load_text(MIN "calendar: {weekend: [], utc_offset: '+14:00', "
+                                 "workday_end: '24:00'}\n", &cfg, &err, &file), 0);
+  assert_int_equal(cfg.calendar.weekend, 0);
+  assert_int_equal(cfg.calendar.utc_offset_min, 14 * 60);
+  assert_int_equal(cfg.calendar.workday_end_min, 24 * 60);
+  lx_config_free(&cfg);
+  unlink(file);
+  free(file);
+}
+
+static void test_calendar_clock_values(void **state)
+{
+  expect_error(MIN "calendar:\n  utc_offset: 8\n", 12,
+               "calendar.utc_offset: expected a UTC offset such as \"+08:00\", got \"8\"\n");
+  expect_error(MIN "calendar: {utc_offset: '08:00'}\n", 11,
+               "calendar.utc_offset: expected a UTC offset such as \"+08:00\", got \"08:00\"\n");
+  expect_error(MIN "calendar: {utc_offset: '+15:00'}\n", 11,
+               "calendar.utc_offset: \"+15:00\" is out of range -14:00..+14:00\n");
+  expect_error(MIN "calendar: {utc_offset: '-14:01'}\n", 11,
+               "calendar.utc_offset: \"-14:01\" is out of range -14:00..+14:00\n");
+  expect_error(MIN "calendar: {workday_end: 6pm}\n", 11,
+               "calendar.workday_end: expected a time of day such as \"18:00\", got \"6pm\"\n");
+  expect_error(MIN "calendar: {workday_end: '18:60'}\n", 11,
+               "calendar.workday_end: expected a time of day such as \"18:00\", got \"18:60\"\n");
+  expect_error(MIN "calendar: {workday_end: '00:00'}\n", 11,
+               "calendar.workday_end: \"00:00\" is out of range 00:01..24:00\n");
+  expect_error(MIN "calendar: {workday_end: '24:01'}\n", 11,
+               "calendar.workday_end: \"24:01\" is out of range 00:01..24:00\n");
+  expect_error(MIN "calendar: {workday_end: [18]}\n", 11,
+               "calendar.workday_end: expected a time of day, got a list\n");
+  expect_error(MIN "calendar:\n  timezone: Asia/Shanghai\n", 12,
+               "calendar.timezone: unknown key; valid keys: utc_offset, workday_end, weekend, "
+               "years, files\n");
+  expect_error(MIN "calendar: [2026]\n", 11, "calendar: expected a mapping, got a list\n");
+}
+
+static void test_calendar_weekend(void **state)
+{
+  expect_error(MIN "calendar:\n  weekend: [sat, saturday]\n", 12,
+               "calendar.weekend[1]: \"saturday\" is not a day; expected mon, tue, wed, thu, fri, "
+               "sat or sun\n");
+  expect_error(MIN "calendar:\n  weekend:\n    - sun\n    - sun\n", 14,
+               "calendar.weekend[1]: duplicate day \"sun\"; first at line 13\n");
+  expect_error(MIN "calendar:\n  weekend: [mon, tue, wed, thu, fri, sat, sun]\n", 12,
+               "calendar.weekend: lists all seven days; at least one day of the week must be a "
+               "working day\n");
+  expect_error(MIN "calendar: {weekend: sat}\n", 11,
+               "calendar.weekend: expected a list, got a string\n");
+  expect_error(MIN "calendar: {weekend: [[sat]]}\n", 11,
+               "calendar.weekend[0]: expected a string, got a list\n");
+
+  /* a broken weekend is reported once: workdays are not judged against it */
+  lx_config_t cfg;
+  char *err = NULL, *file;
+  assert_int_equal(load_text(MIN "calendar:\n  weekend: [sat, funday]\n"
+                                 "  years: [{year: 2026, workdays: [2026-01-05]}]\n",
+                             &cfg, &err, &file), -1);
+  assert_non_null(strstr(err, ":12: calendar.weekend[1]: \"funday\" is not a day"));
+  assert_ptr_equal(strchr(err, '\n'), err + strlen(err) - 1);
+  unlink(file);
+  free(file);
+  free(err);
+}
+
+static void test_calendar_years(void **state)
+{
+  expect_error(MIN "calendar:\n  years:\n    - holidays: [2026-01-01]\n", 13,
+               "calendar.years[0].year: required key missing\n");
+  expect_error(MIN "calendar:\n  years:\n    - year: 1969\n", 13,
+               "calendar.years[0].year: 1969 is out of range 1970..9999\n");
+  expect_error(MIN "calendar:\n  years:\n    - year: twenty\n", 13,
+               "calendar.years[0].year: expected an integer, got \"twenty\"\n");
+  expect_error(MIN "calendar:\n  years:\n    - {year: 2026, holiday: [2026-01-01]}\n", 13,
+               "calendar.years[0].holiday: unknown key; valid keys: year, holidays, workdays\n");
+  expect_error(MIN "calendar:\n  years:\n    - year: 2026\n    - year: 2027\n    - year: 2026\n",
+               15, "calendar.years[2].year: duplicate year 2026; first at line 13\n");
+  expect_error(MIN "calendar:\n  years: {year: 2026}\n", 12,
+               "calendar.years: expected a list, got a mapping\n");
+}
+
+/* Each kind of mistake in a holidays or workdays entry. Line 13 is the
+ * entry itself. */
+static void test_calendar_dates(void **state)
+{
+#define Y2026 MIN "calendar:\n  years:\n    - year: 2026\n"
+  expect_error(Y2026 "      holidays: [2026-1-1]\n", 14,
+               "calendar.years[0].holidays[0]: \"2026-1-1\" is not a date: write YYYY-MM-DD, or "
+               "YYYY-MM-DD..YYYY-MM-DD for a range\n");
+  expect_error(Y2026 "      holidays: ['2026-01-01 .. 2026-01-03']\n", 14,
+               "calendar.years[0].holidays[0]: \"2026-01-01 .. 2026-01-03\" is not a date");
+  expect_error(Y2026 "      holidays: [2026-02-30]\n", 14,
+               "calendar.years[0].holidays[0]: \"2026-02-30\": 2026-02-30 is not a valid date\n");
+  expect_error(Y2026 "      holidays: [2026-02-27..2026-02-29]\n", 14,
+               "calendar.years[0].holidays[0]: \"2026-02-27..2026-02-29\": 2026-02-29 is not a "
+               "valid date\n");
+  expect_error(Y2026 "      holidays: [2027-01-01]\n", 14,
+               "calendar.years[0].holidays[0]: \"2027-01-01\" is outside the year 2026\n");
+  expect_error(Y2026 "      holidays: [2026-12-31..2027-01-02]\n", 14,
+               "calendar.years[0].holidays[0]: \"2026-12-31..2027-01-02\" is outside the year "
+               "2026\n");
+  expect_error(Y2026 "      holidays: [2026-02-23..2026-02-15]\n", 14,
+               "calendar.years[0].holidays[0]: \"2026-02-23..2026-02-15\" ends before it "
+               "starts\n");
+  expect_error(Y2026 "      holidays:\n        - 2026-10-01..2026-10-07\n        - 2026-10-03\n",
+               16, "calendar.years[0].holidays[1]: 2026-10-03 is already listed at line 15\n");
+  expect_error(Y2026 "      holidays: [2026-02-15..2026-02-23]\n"
+                     "      workdays: [2026-02-14, 2026-02-15]\n",
+               15, "calendar.years[0].workdays[1]: 2026-02-15 is also listed as a holiday at "
+                   "line 14\n");
+  expect_error(Y2026 "      workdays: [2026-01-04, 2026-01-05]\n", 14,
+               "calendar.years[0].workdays[1]: 2026-01-05 is a Monday, a working day anyway; "
+               "list only weekend days worked in exchange\n");
+  expect_error(Y2026 "      workdays: [2026-01-03..2026-01-05]\n", 14,
+               "calendar.years[0].workdays[0]: 2026-01-05 is a Monday");
+  expect_error(Y2026 "      workdays: [[2026-01-04]]\n", 14,
+               "calendar.years[0].workdays[0]: expected a string, got a list\n");
+  expect_error(Y2026 "      holidays: [~]\n", 14,
+               "calendar.years[0].holidays[0]: expected a string, got an empty value\n");
+  /* with the year missing, the form of the dates is still checked */
+  expect_error(MIN "calendar:\n  years:\n    - holidays: [2026-13-01]\n", 13,
+               "calendar.years[0].holidays[0]: \"2026-13-01\": 2026-13-01 is not a valid date\n");
+#undef Y2026
+}
+
+static void test_calendar_files(void **state)
+{
+  char text[1024];
+  expect_error(MIN "calendar:\n  files: [lx-no-such-calendar.yaml]\n", 12,
+               "calendar.files[0]: cannot open /tmp/lx-no-such-calendar.yaml: No such file or "
+               "directory\n");
+  expect_error(MIN "calendar:\n  files: [/tmp]\n", 12,
+               "calendar.files[0]: cannot open /tmp: Is a directory\n");
+  expect_error(MIN "calendar:\n  files: ['']\n", 12, "calendar.files[0]: must not be empty\n");
+
+  char *y = year_file("year: 2026\n");
+  snprintf(text, sizeof text, MIN "calendar:\n  files:\n    - %s\n    - %s\n", base(y), y);
+  expect_error(text, 14, "calendar.files[1]: \"/tmp/lx-test-config-"); /* two spellings */
+  expect_error_ends(text, 14, "calendar.files[1]: ", "is the same file as calendar.files[0]\n");
+  unlink(y);
+  free(y);
+}
+
+/* A mistake inside a per-year file names that file and its line. */
+static void test_calendar_file_mistakes(void **state)
+{
+  char text[1024];
+  struct { const char *body; int line; const char *what; } cases[] = {
+    {"# 2026\nyear: 2026\nholidays:\n  - 2026-02-30\n", 4,
+     "holidays[0]: \"2026-02-30\": 2026-02-30 is not a valid date\n"},
+    {"year: 2026\nworkdays: [2026-01-05]\n", 2,
+     "workdays[0]: 2026-01-05 is a Monday, a working day anyway"},
+    {"year: 2026\nholidays: [2026-01-01\n", 3, "syntax error: did not find expected ',' or ']'"},
+    {"year: 2026\nholidays: []\nholidays: []\n", 3, "holidays: duplicate key; first at line 2\n"},
+    {"year: 2026\nweekend: [sat]\n", 2,
+     "weekend: unknown key; valid keys: year, holidays, workdays\n"},
+    {"holidays: []\n", 1, "year: required key missing\n"},
+    {"- year: 2026\n", 1, "(top): expected a mapping, got a list\n"},
+    {"", 1, "(top): the file is empty; expected a mapping with year, holidays and workdays\n"},
+    {"year: 2026\n---\nyear: 2027\n", 3, "(top): only one YAML document is allowed per file\n"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char *y = year_file(cases[i].body);
+    snprintf(text, sizeof text, MIN "calendar:\n  files: [%s]\n", base(y));
+    expect_error_in(text, y, cases[i].line, cases[i].what);
+    unlink(y);
+    free(y);
+  }
+
+  /* the same year inline and in a file: the file's entry is the second */
+  lx_config_t cfg;
+  char *err = NULL, *file, needle[512];
+  char *y = year_file("# the next year, by mistake the same\n\nyear: 2026\n");
+  snprintf(text, sizeof text, MIN "calendar:\n  years: [{year: 2026}]\n  files: [%s]\n", base(y));
+  assert_int_equal(load_text(text, &cfg, &err, &file), -1);
+  snprintf(needle, sizeof needle, "%s:3: year: duplicate year 2026; first at %s:12\n", y, file);
+  if (!strstr(err, needle))
+    fail_msg("expected\n  %s\nin\n%s", needle, err);
+  unlink(file);
+  free(file);
+  free(err);
+  unlink(y);
+  free(y);
+}
+
+/* Problems in a per-year file are listed where the config names the file,
+ * between the config's own problems before and after that line. */
+static void test_calendar_problem_order(void **state)
+{
+  lx_config_t cfg;
+  char *err = NULL, *file, text[1024], want[5][512];
+  char *y = year_file("year: 2026\nholidays: [2026-02-30]\nworkdays: [2026-01-05]\n");
+  snprintf(text, sizeof text,
+           MIN "calendar:\n"
+           "  utc_offset: '+8'\n"                              /* 12 */
+           "  files: [%s, lx-no-such-calendar.yaml]\n"         /* 13 */
+           "colour: blue\n",                                   /* 14 */
+           base(y));
+  assert_int_equal(load_text(text, &cfg, &err, &file), -1);
+  snprintf(want[0], sizeof want[0], "%s:12: calendar.utc_offset: ", file);
+  snprintf(want[1], sizeof want[1], "%s:2: holidays[0]: ", y);
+  snprintf(want[2], sizeof want[2], "%s:3: workdays[0]: ", y);
+  snprintf(want[3], sizeof want[3], "%s:13: calendar.files[1]: cannot open", file);
+  snprintf(want[4], sizeof want[4], "%s:14: colour: ", file);
+  const char *at = err;
+  for (int i = 0; i < 5; i++) {
+    const char *hit = strstr(at, want[i]);
+    if (!hit)
+      fail_msg("expected (in this order) %s in\n%s", want[i], err);
+    at = hit + 1;
+  }
+  unlink(file);
+  free(file);
+  free(err);
+  unlink(y);
+  free(y);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -603,6 +939,7 @@ int main(void)
     cmocka_unit_test(test_defaults),
     cmocka_unit_test(test_values_and_plugins),
     cmocka_unit_test(test_tiers),
+    cmocka_unit_test(test_plugin_setting_not_scalar),
     cmocka_unit_test(test_free_zeroed),
     cmocka_unit_test(test_print_schema),
     cmocka_unit_test(test_missing_file),
@@ -624,6 +961,14 @@ int main(void)
     cmocka_unit_test(test_aliases_refused),
     cmocka_unit_test(test_deep_nesting),
     cmocka_unit_test(test_many_mistakes),
+    cmocka_unit_test(test_calendar_values),
+    cmocka_unit_test(test_calendar_clock_values),
+    cmocka_unit_test(test_calendar_weekend),
+    cmocka_unit_test(test_calendar_years),
+    cmocka_unit_test(test_calendar_dates),
+    cmocka_unit_test(test_calendar_files),
+    cmocka_unit_test(test_calendar_file_mistakes),
+    cmocka_unit_test(test_calendar_problem_order),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,174 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * lx/plugin.h: the whole surface between lianxind and its plugins.
+ *
+ * A plugin is a shared object that exports one symbol, `lx_plugin_entry`, a
+ * const lx_plugin_t. The daemon checks its `abi` against LX_PLUGIN_ABI
+ * before calling anything, then calls, for each instance in the config:
+ *
+ *   init(api, host, &state)   once, at start, before any socket is bound.
+ *                             Reads its config keys through api->conf_*,
+ *                             opens its databases with api->db_open. Returns
+ *                             0, or -1 after api->conf_error / api->log.
+ *   apply(state, txn, rec)    for every record appended to the log, inside
+ *                             the write transaction that appends it, in log
+ *                             order. Deterministic: no I/O, no clock, no
+ *                             appends; it may read and write its own
+ *                             databases and set an appeal's deadline. What
+ *                             it writes commits or aborts with the record.
+ *   react(state, rec)         for every record, after its commit, in log
+ *                             order: may publish alerts, arm the timer and
+ *                             append new events.
+ *   on_timer(state, now)      when the armed time has come, and once at
+ *                             start (so a plugin can catch up and re-arm).
+ *   close(state)              at shutdown, in reverse order of init.
+ *
+ * Events a plugin appends go through the same validation and group commit
+ * as client events, and are themselves offered to every plugin's apply and
+ * react. Everything runs on the daemon's one loop thread.
+ */
+#ifndef LX_PLUGIN_H
+#define LX_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define LX_PLUGIN_ABI 1
+
+typedef struct lx_host lx_host_t; /* the daemon's handle for one plugin instance */
+typedef struct lx_txn lx_txn_t;   /* a store transaction lent to the plugin */
+typedef unsigned lx_db_t;         /* a database of the plugin's own */
+
+typedef struct lx_slice {
+  const char *p; /* not NUL-terminated */
+  size_t n;
+} lx_slice_t;
+
+/* Record types; a plugin's own types are LX_REC_PLUGIN with type_name. */
+enum { LX_REC_VISIT = 1, LX_REC_APPEAL, LX_REC_RESOLUTION, LX_REC_FEEDBACK,
+       LX_REC_ESCALATION, LX_REC_CHECKPOINT, LX_REC_PLUGIN = 100 };
+/* Appeal states and resolution outcomes. */
+enum { LX_OPEN = 1, LX_RESOLVED, LX_EXPLAINED, LX_REFERRED, LX_CLOSED };
+/* Tiers. */
+enum { LX_COMMUNITY = 1, LX_TOWNSHIP, LX_COUNTY };
+/* Log levels for api->log. */
+enum { LX_PLOG_ERROR = 0, LX_PLOG_WARN, LX_PLOG_INFO, LX_PLOG_DEBUG };
+
+/* A record as plugins see it. Slices point into the record; they are valid
+ * during the callback only. */
+typedef struct lx_rec {
+  uint64_t seq;
+  int64_t rat;            /* receive time, ms: deadlines count from here */
+  int type;               /* LX_REC_* */
+  lx_slice_t type_name;   /* "visit", …, or the plugin type's name */
+  lx_slice_t unit;        /* where it happened: a community path, or the county */
+  lx_slice_t appeal;      /* body.appeal, n == 0 if the body names none */
+  lx_slice_t category;    /* appeal records */
+  int urgent;             /* appeal records: priority urgent */
+  int outcome;            /* resolution records: LX_RESOLVED, LX_EXPLAINED, LX_REFERRED */
+  int satisfied;          /* feedback records */
+  lx_slice_t esc_kind;    /* escalation records: "escalated", "overdue", "reminder" */
+  int esc_from, esc_to;   /* escalation records: tiers */
+  int64_t esc_deadline;   /* escalation records */
+  int64_t esc_next;       /* escalation records: -1 for nil */
+  const uint8_t *ev;      /* the stored event, MessagePack */
+  size_t ev_len;
+} lx_rec_t;
+
+/* An appeal's state as the core keeps it. */
+typedef struct lx_appeal_view {
+  int status;             /* LX_OPEN … LX_CLOSED */
+  int tier;               /* the tier that must act now */
+  int resolved_tier;      /* where it was last resolved, 0 if never */
+  int urgent;
+  int64_t opened;         /* rat of the appeal record */
+  int64_t deadline;       /* -1 if none */
+  int64_t first_response; /* rat of the first visit naming it, -1 if none */
+  char unit[100];         /* its community path, NUL-terminated */
+  char category[65];
+} lx_appeal_view_t;
+
+typedef int (*lx_scan_cb)(void *arg, const void *key, size_t klen, const void *val, size_t vlen);
+
+/* What the daemon offers. Every function returns 0 on success and a
+ * negative value on failure unless it says otherwise. */
+typedef struct lx_host_api {
+  uint32_t abi;
+
+  /* Logging, prefixed with the plugin's name. */
+  void (*log)(lx_host_t *h, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+  /* The daemon's clock (ms since the epoch, UTC); tests may run it fast. */
+  int64_t (*now)(lx_host_t *h);
+
+  /* Config: the keys of the plugin's entry other than `name` and `path`.
+   * conf_str returns the value (NULL if absent) and marks the key used;
+   * after init, an unused key is reported as unknown. conf_error reports
+   * "FILE:LINE: plugins[i].KEY: reason" and makes the start fail. */
+  const char *(*conf_str)(lx_host_t *h, const char *key);
+  void (*conf_error)(lx_host_t *h, const char *key, const char *fmt, ...)
+      __attribute__((format(printf, 3, 4)));
+
+  /* The configured calendar and deadlines. */
+  int64_t (*deadline)(lx_host_t *h, int64_t from, int workdays);
+  int64_t (*next_workday_end)(lx_host_t *h, int64_t from);
+  /* Working days allowed at a tier for a category and priority. */
+  int (*tier_days)(lx_host_t *h, int tier, lx_slice_t category, int urgent);
+
+  /* Databases of the plugin's own (opened at init; names are per plugin). */
+  int (*db_open)(lx_host_t *h, const char *name, lx_db_t *db);
+  /* Returns 0 and points *val into the store (valid until the txn ends),
+   * 1 if the key is absent, negative on error. */
+  int (*get)(lx_txn_t *t, lx_db_t db, const void *key, size_t klen, const void **val,
+             size_t *vlen);
+  int (*put)(lx_txn_t *t, lx_db_t db, const void *key, size_t klen, const void *val,
+             size_t vlen);
+  /* Returns 0, or 1 if the key was absent. */
+  int (*del)(lx_txn_t *t, lx_db_t db, const void *key, size_t klen);
+  /* Calls cb for each entry with key >= from, in key order, until cb
+   * returns non-zero (returned) or the database ends (0). */
+  int (*scan)(lx_txn_t *t, lx_db_t db, const void *from, size_t flen, lx_scan_cb cb, void *arg);
+  /* A read transaction for react and on_timer; end it before returning. */
+  lx_txn_t *(*read_begin)(lx_host_t *h);
+  void (*read_end)(lx_txn_t *t);
+
+  /* The core's appeals. appeal returns 0, or 1 if there is no such appeal.
+   * set_deadline (apply only) records the deadline the `appeal` query shows. */
+  int (*appeal)(lx_txn_t *t, lx_slice_t id, lx_appeal_view_t *out);
+  int (*set_deadline)(lx_txn_t *t, lx_slice_t id, int64_t deadline);
+  /* The community path an appeal's unit belongs to → its township and
+   * county: writes the path of the unit at `tier` above (or at) `unit`. */
+  int (*unit_at_tier)(lx_host_t *h, lx_slice_t unit, int tier, char out[100]);
+
+  /* After the commit only (react, on_timer). append queues an event of the
+   * given type (an `escalation` or one of the plugin's own types) at unit,
+   * with body a MessagePack map; the daemon fills v, id, at, actor and
+   * commits it with the next batch. Returns 0 or a negative LX_E* code. */
+  int (*append)(lx_host_t *h, const char *type, lx_slice_t unit, const uint8_t *body,
+                size_t body_len);
+  /* Publishes an alert about record rec (which must be in the log) on topic
+   * "unit." with {seq, kind, unit, at} and the entries of `extra` (a
+   * MessagePack map, or NULL). */
+  int (*publish)(lx_host_t *h, const lx_rec_t *rec, const char *kind, lx_slice_t unit,
+                 const uint8_t *extra, size_t extra_len);
+  /* Arms the instance's one timer for `at` (ms, daemon clock); re-arming
+   * replaces the previous time. */
+  int (*arm)(lx_host_t *h, int64_t at);
+} lx_host_api_t;
+
+typedef struct lx_plugin {
+  uint32_t abi;              /* LX_PLUGIN_ABI */
+  const char *name;
+  const char *description;
+  /* Event types this plugin may append besides `escalation`; NULL-ended.
+   * Clients may never publish them. Bodies are MessagePack maps of scalars. */
+  const char *const *types;
+  int (*init)(const lx_host_api_t *api, lx_host_t *host, void **state);
+  void (*apply)(void *state, lx_txn_t *txn, const lx_rec_t *rec);
+  void (*react)(void *state, const lx_rec_t *rec);
+  void (*on_timer)(void *state, int64_t now);
+  void (*close)(void *state);
+} lx_plugin_t;
+
+#define LX_PLUGIN_ENTRY_SYMBOL "lx_plugin_entry"
+
+#endif

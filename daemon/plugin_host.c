@@ -1,0 +1,483 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * plugin_host.c: loads plugins and serves the host functions of
+ * lx/plugin.h.
+ *
+ * Design: one lx_host_t per plugin instance holds the loaded object, the
+ * instance state, its timer and its config section. Plugins see the store
+ * only through lx_txn_t (a borrowed LMDB transaction) and their own named
+ * databases ("p.<plugin>.<name>"), so what a plugin keeps commits or aborts
+ * with the batch that made it. Appends go to the ingest queue and so through
+ * the same validation and group commit as client events.
+ */
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "appeal.h"
+#include "calendar.h"
+#include "clock.h"
+#include "daemon.h"
+#include "log.h"
+#include "plugin_host.h"
+
+#define HOST_DBS_MAX 16
+
+struct lx_txn {
+  lx_daemon_t *d;
+  MDB_txn *txn;
+  bool write;
+};
+
+struct lx_host {
+  lx_daemon_t *d;
+  int index;
+  const lx_plugin_conf_t *conf;
+  const lx_plugin_t *plugin;
+  void *state;
+  uv_lib_t lib;
+  bool lib_open, inited, timer_open;
+  uv_timer_t timer;
+  bool *used;           /* which config keys the plugin read */
+  struct lx_txn rtxn;   /* the one read transaction lent out at a time */
+  char sub[80];         /* the log prefix: "plugin:escalate" */
+  char **errors;        /* where conf_error writes while loading */
+  int failed;
+};
+
+/* --- errors while loading ------------------------------------------------ */
+
+static void add_error(char **errors, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add_error(char **errors, const char *fmt, ...) {
+  char line[600];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  size_t old = *errors ? strlen(*errors) : 0, add = strlen(line);
+  char *p = realloc(*errors, old + add + 2);
+  if (!p)
+    return;
+  memcpy(p + old, line, add);
+  p[old + add] = '\n';
+  p[old + add + 1] = 0;
+  *errors = p;
+}
+
+/* --- host functions -------------------------------------------------------- */
+
+static void h_log(lx_host_t *h, int level, const char *fmt, ...) {
+  if (level > lx_log_level)
+    return;
+  char text[900];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(text, sizeof text, fmt, ap);
+  va_end(ap);
+  lx_log_write(level, h->sub, "%s", text);
+}
+
+static int64_t h_now(lx_host_t *h) { return (int64_t)lx_clock_now_ms(); }
+
+static const char *h_conf_str(lx_host_t *h, const char *key) {
+  for (size_t i = 0; i < h->conf->n_kv; i++)
+    if (strcmp(h->conf->kv[i].key, key) == 0) {
+      h->used[i] = true;
+      return h->conf->kv[i].value;
+    }
+  return NULL;
+}
+
+static int conf_line(lx_host_t *h, const char *key) {
+  for (size_t i = 0; i < h->conf->n_kv; i++)
+    if (strcmp(h->conf->kv[i].key, key) == 0)
+      return h->conf->kv[i].line;
+  return h->conf->line;
+}
+
+static void h_conf_error(lx_host_t *h, const char *key, const char *fmt, ...) {
+  char text[400];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(text, sizeof text, fmt, ap);
+  va_end(ap);
+  h->failed = 1;
+  if (h->errors)
+    add_error(h->errors, "%s:%d: plugins[%d].%s: %s", h->d->cfg.file, conf_line(h, key),
+              h->index, key, text);
+  else
+    lx_error(h->sub, "%s: %s", key, text);
+}
+
+static int64_t h_deadline(lx_host_t *h, int64_t from, int workdays) {
+  return lx_calendar_deadline(h->d->cal, from, workdays);
+}
+
+static int64_t h_next_workday_end(lx_host_t *h, int64_t from) {
+  return lx_calendar_next_workday_end(h->d->cal, from);
+}
+
+static int h_tier_days(lx_host_t *h, int tier, lx_slice_t category, int urgent) {
+  const lx_deadlines_t *dl = &h->d->cfg.deadlines;
+  if (tier < LX_COMMUNITY || tier > LX_COUNTY)
+    return -1;
+  for (size_t i = 0; i < dl->n_overrides; i++) {
+    const lx_deadline_override_t *o = &dl->overrides[i];
+    if (strlen(o->category) != category.n || memcmp(o->category, category.p, category.n))
+      continue;
+    int v = urgent ? o->urgent.days[tier] : o->normal.days[tier];
+    if (v > 0)
+      return v;
+  }
+  return urgent ? dl->urgent.days[tier] : dl->normal.days[tier];
+}
+
+static int h_db_open(lx_host_t *h, const char *name, lx_db_t *db) {
+  char full[160];
+  MDB_txn *txn;
+  MDB_dbi dbi;
+  snprintf(full, sizeof full, "p.%s.%s", h->plugin->name, name);
+  int rc = mdb_txn_begin(lx_store_env(h->d->store), NULL, 0, &txn);
+  if (rc == 0 && (rc = mdb_dbi_open(txn, full, MDB_CREATE, &dbi)) == 0)
+    rc = mdb_txn_commit(txn);
+  else if (rc == 0)
+    mdb_txn_abort(txn);
+  if (rc) {
+    lx_error(h->sub, "opening database %s: %s", full, mdb_strerror(rc));
+    return -1;
+  }
+  *db = dbi;
+  return 0;
+}
+
+static int h_get(lx_txn_t *t, lx_db_t db, const void *key, size_t klen, const void **val,
+                 size_t *vlen) {
+  MDB_val k = {klen, (void *)key}, v;
+  int rc = mdb_get(t->txn, db, &k, &v);
+  if (rc == MDB_NOTFOUND)
+    return 1;
+  if (rc)
+    return -1;
+  *val = v.mv_data;
+  *vlen = v.mv_size;
+  return 0;
+}
+
+static int h_put(lx_txn_t *t, lx_db_t db, const void *key, size_t klen, const void *val,
+                 size_t vlen) {
+  MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+  if (!t->write)
+    return -1;
+  return mdb_put(t->txn, db, &k, &v, 0) ? -1 : 0;
+}
+
+static int h_del(lx_txn_t *t, lx_db_t db, const void *key, size_t klen) {
+  MDB_val k = {klen, (void *)key};
+  if (!t->write)
+    return -1;
+  int rc = mdb_del(t->txn, db, &k, NULL);
+  return rc == MDB_NOTFOUND ? 1 : rc ? -1 : 0;
+}
+
+static int h_scan(lx_txn_t *t, lx_db_t db, const void *from, size_t flen, lx_scan_cb cb,
+                  void *arg) {
+  MDB_cursor *c;
+  if (mdb_cursor_open(t->txn, db, &c))
+    return -1;
+  MDB_val k = {flen, (void *)from}, v;
+  int out = 0;
+  int rc = mdb_cursor_get(c, &k, &v, flen ? MDB_SET_RANGE : MDB_FIRST);
+  for (; rc == 0 && out == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+    out = cb(arg, k.mv_data, k.mv_size, v.mv_data, v.mv_size);
+  mdb_cursor_close(c);
+  return out ? out : (rc == 0 || rc == MDB_NOTFOUND) ? 0 : -1;
+}
+
+static lx_txn_t *h_read_begin(lx_host_t *h) {
+  if (h->rtxn.txn)
+    return NULL; /* one at a time */
+  if (lx_store_read_begin(h->d->store, &h->rtxn.txn))
+    return NULL;
+  h->rtxn.d = h->d;
+  h->rtxn.write = false;
+  return &h->rtxn;
+}
+
+static void h_read_end(lx_txn_t *t) {
+  if (t && t->txn) {
+    lx_store_read_end(t->d->store, t->txn);
+    t->txn = NULL;
+  }
+}
+
+static int h_appeal(lx_txn_t *t, lx_slice_t id, lx_appeal_view_t *out) {
+  lx_appeal_t a;
+  int rc = lx_store_appeal_get(t->d->store, t->txn, (lx_str_t){id.p, id.n}, &a);
+  if (rc == LX_ENOTFOUND)
+    return 1;
+  if (rc)
+    return -1;
+  *out = (lx_appeal_view_t){a.status, a.tier, a.resolved_tier, a.urgent, a.opened, a.deadline,
+                            a.first_response, "", ""};
+  snprintf(out->unit, sizeof out->unit, "%s", a.unit);
+  snprintf(out->category, sizeof out->category, "%s", a.category);
+  return 0;
+}
+
+static int h_set_deadline(lx_txn_t *t, lx_slice_t id, int64_t deadline) {
+  lx_appeal_t a;
+  lx_str_t key = {id.p, id.n};
+  if (!t->write || lx_store_appeal_get(t->d->store, t->txn, key, &a))
+    return -1;
+  a.deadline = deadline;
+  return lx_store_appeal_put(t->d->store, t->txn, key, &a) ? -1 : 0;
+}
+
+static int h_unit_at_tier(lx_host_t *h, lx_slice_t unit, int tier, char out[100]) {
+  const lx_config_t *cfg = &h->d->cfg;
+  int i = lx_config_find_unit(cfg, unit.p, unit.n);
+  while (i >= 0 && cfg->units[i].tier < tier)
+    i = cfg->units[i].parent;
+  if (i < 0 || cfg->units[i].tier != tier)
+    return -1;
+  snprintf(out, 100, "%s", cfg->units[i].path);
+  return 0;
+}
+
+static int h_append(lx_host_t *h, const char *type, lx_slice_t unit, const uint8_t *body,
+                    size_t body_len) {
+  return lx_ingest_queue(h->d, h->plugin->name, type, (lx_str_t){unit.p, unit.n}, body, body_len);
+}
+
+static int h_publish(lx_host_t *h, const lx_rec_t *rec, const char *kind, lx_slice_t unit,
+                     const uint8_t *extra, size_t extra_len) {
+  return lx_alerts_publish(h->d, rec->seq, rec->rat, kind, (lx_str_t){unit.p, unit.n}, extra,
+                           extra_len);
+}
+
+static void on_timer(uv_timer_t *t) {
+  lx_host_t *h = t->data;
+  if (h->plugin->on_timer)
+    h->plugin->on_timer(h->state, (int64_t)lx_clock_now_ms());
+  lx_ingest_flush_queue(h->d);
+}
+
+static int h_arm(lx_host_t *h, int64_t at) {
+  if (!h->timer_open)
+    return -1;
+  int64_t now = (int64_t)lx_clock_now_ms();
+  uint64_t delay = at > now ? lx_clock_real_delay_ms((uint64_t)(at - now)) : 0;
+  return uv_timer_start(&h->timer, on_timer, delay, 0) ? -1 : 0;
+}
+
+static const lx_host_api_t host_api = {
+    .abi = LX_PLUGIN_ABI,
+    .log = h_log,
+    .now = h_now,
+    .conf_str = h_conf_str,
+    .conf_error = h_conf_error,
+    .deadline = h_deadline,
+    .next_workday_end = h_next_workday_end,
+    .tier_days = h_tier_days,
+    .db_open = h_db_open,
+    .get = h_get,
+    .put = h_put,
+    .del = h_del,
+    .scan = h_scan,
+    .read_begin = h_read_begin,
+    .read_end = h_read_end,
+    .appeal = h_appeal,
+    .set_deadline = h_set_deadline,
+    .unit_at_tier = h_unit_at_tier,
+    .append = h_append,
+    .publish = h_publish,
+    .arm = h_arm,
+};
+
+/* --- loading ----------------------------------------------------------------- */
+
+static void default_path(const char *name, char *out, size_t len) {
+  char exe[PATH_MAX - 128]; /* room for "/plugins/NAME.so" in out */
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  exe[n > 0 ? n : 0] = 0;
+  char *slash = strrchr(exe, '/');
+  if (slash)
+    *slash = 0;
+  snprintf(out, len, "%s/plugins/%.64s.so", n > 0 ? exe : ".", name);
+}
+
+static int load_one(lx_host_t *h, char **errors) {
+  const char *where = h->d->cfg.file;
+  char path[PATH_MAX];
+  if (h->conf->path)
+    snprintf(path, sizeof path, "%s", h->conf->path);
+  else
+    default_path(h->conf->name, path, sizeof path);
+  if (uv_dlopen(path, &h->lib)) {
+    add_error(errors, "%s:%d: plugins[%d] (%s): cannot load %s: %s", where, h->conf->line,
+              h->index, h->conf->name, path, uv_dlerror(&h->lib));
+    uv_dlclose(&h->lib);
+    return -1;
+  }
+  h->lib_open = true;
+  void *sym = NULL;
+  if (uv_dlsym(&h->lib, LX_PLUGIN_ENTRY_SYMBOL, &sym) || !sym) {
+    add_error(errors, "%s:%d: plugins[%d] (%s): %s exports no %s", where, h->conf->line,
+              h->index, h->conf->name, path, LX_PLUGIN_ENTRY_SYMBOL);
+    return -1;
+  }
+  h->plugin = sym;
+  if (h->plugin->abi != LX_PLUGIN_ABI) {
+    add_error(errors, "%s:%d: plugins[%d] (%s): %s was built for plugin ABI %u; this daemon has %u: rebuild it",
+              where, h->conf->line, h->index, h->conf->name, path, h->plugin->abi, LX_PLUGIN_ABI);
+    return -1;
+  }
+  return 0;
+}
+
+static int init_one(lx_host_t *h, char **errors) {
+  h->errors = errors;
+  snprintf(h->sub, sizeof h->sub, "plugin:%s", h->plugin->name);
+  uv_timer_init(h->d->loop, &h->timer);
+  h->timer.data = h;
+  h->timer_open = true;
+  int rc = h->plugin->init ? h->plugin->init(&host_api, h, &h->state) : 0;
+  /* A plugin that reported a bad value still read its keys: name the
+   * unknown ones too, so one run shows every mistake. */
+  for (size_t i = 0; i < h->conf->n_kv && (rc == 0 || h->failed); i++)
+    if (!h->used[i])
+      h_conf_error(h, h->conf->kv[i].key, "unknown key for plugin %s", h->plugin->name);
+  if (rc || h->failed) {
+    if (rc == 0 && h->plugin->close)
+      h->plugin->close(h->state);
+    if (!h->failed)
+      add_error(errors, "%s:%d: plugins[%d] (%s): init failed (see the log)", h->d->cfg.file,
+                h->conf->line, h->index, h->conf->name);
+    return -1;
+  }
+  h->inited = true;
+  h->errors = NULL;
+  return 0;
+}
+
+int lx_plugins_load(lx_daemon_t *d, char **errors) {
+  *errors = NULL;
+  d->n_hosts = d->cfg.n_plugins;
+  d->hosts = calloc(d->n_hosts ? d->n_hosts : 1, sizeof *d->hosts);
+  if (!d->hosts)
+    return -1;
+  for (size_t i = 0; i < d->n_hosts; i++) {
+    lx_host_t *h = calloc(1, sizeof *h);
+    d->hosts[i] = h;
+    if (!h)
+      goto fail;
+    h->d = d;
+    h->index = (int)i;
+    h->conf = &d->cfg.plugins[i];
+    h->used = calloc(h->conf->n_kv + 1, sizeof *h->used);
+    if (!h->used || load_one(h, errors) || init_one(h, errors))
+      goto fail;
+    lx_info(h->sub, "loaded %s", h->plugin->description ? h->plugin->description : "");
+  }
+  return 0;
+fail:
+  lx_plugins_close(d);
+  return -1;
+}
+
+static void on_timer_closed(uv_handle_t *t) {
+  lx_host_t *h = t->data;
+  if (h->lib_open)
+    uv_dlclose(&h->lib);
+  free(h->used);
+  free(h);
+}
+
+void lx_plugins_close(lx_daemon_t *d) {
+  for (size_t i = d->n_hosts; i-- > 0;) {
+    lx_host_t *h = d->hosts[i];
+    if (!h)
+      continue;
+    if (h->inited && h->plugin->close)
+      h->plugin->close(h->state);
+    if (h->timer_open) {
+      uv_close((uv_handle_t *)&h->timer, on_timer_closed); /* frees h when done */
+    } else {
+      if (h->lib_open)
+        uv_dlclose(&h->lib);
+      free(h->used);
+      free(h);
+    }
+  }
+  free(d->hosts);
+  d->hosts = NULL;
+  d->n_hosts = 0;
+}
+
+/* --- records ------------------------------------------------------------------- */
+
+static lx_slice_t sl(lx_str_t s) { return (lx_slice_t){s.p, s.n}; }
+
+static void rec_from_event(lx_rec_t *r, uint64_t seq, uint64_t rat, const lx_event_t *ev,
+                           const uint8_t *bytes, size_t len) {
+  *r = (lx_rec_t){
+      .seq = seq, .rat = (int64_t)rat,
+      .type = ev->type == LX_EV_PLUGIN ? LX_REC_PLUGIN : ev->type,
+      .type_name = sl(ev->type_name), .unit = sl(ev->unit), .appeal = sl(ev->appeal),
+      .category = sl(ev->category), .urgent = ev->urgent, .outcome = ev->outcome,
+      .satisfied = ev->satisfied, .esc_kind = sl(ev->esc_kind), .esc_from = ev->esc_from,
+      .esc_to = ev->esc_to, .esc_deadline = ev->esc_deadline, .esc_next = ev->esc_next,
+      .ev = bytes, .ev_len = len,
+  };
+}
+
+void lx_plugins_apply(lx_daemon_t *d, MDB_txn *txn, uint64_t seq, uint64_t rat,
+                      const lx_event_t *ev, const uint8_t *bytes, size_t len) {
+  lx_rec_t r;
+  struct lx_txn t = {d, txn, true};
+  if (!d->n_hosts)
+    return;
+  rec_from_event(&r, seq, rat, ev, bytes, len);
+  for (size_t i = 0; i < d->n_hosts; i++)
+    if (d->hosts[i]->plugin->apply)
+      d->hosts[i]->plugin->apply(d->hosts[i]->state, &t, &r);
+}
+
+void lx_plugins_react(lx_daemon_t *d, uint64_t seq, uint64_t rat, const lx_event_t *ev,
+                      const uint8_t *bytes, size_t len) {
+  lx_rec_t r;
+  if (!d->n_hosts)
+    return;
+  rec_from_event(&r, seq, rat, ev, bytes, len);
+  for (size_t i = 0; i < d->n_hosts; i++)
+    if (d->hosts[i]->plugin->react)
+      d->hosts[i]->plugin->react(d->hosts[i]->state, &r);
+}
+
+void lx_plugins_start(lx_daemon_t *d) {
+  int64_t now = (int64_t)lx_clock_now_ms();
+  for (size_t i = 0; i < d->n_hosts; i++)
+    if (d->hosts[i]->plugin->on_timer)
+      d->hosts[i]->plugin->on_timer(d->hosts[i]->state, now);
+  lx_ingest_flush_queue(d);
+}
+
+bool lx_plugins_has_type(void *daemon, const char *name, size_t len) {
+  lx_daemon_t *d = daemon;
+  for (size_t i = 0; i < d->n_hosts; i++)
+    for (const char *const *t = d->hosts[i]->plugin->types; t && *t; t++)
+      if (strlen(*t) == len && memcmp(*t, name, len) == 0)
+        return true;
+  return false;
+}
+
+void lx_plugins_retry_later(lx_daemon_t *d, const char *actor, size_t len) {
+  for (size_t i = 0; i < d->n_hosts; i++) {
+    lx_host_t *h = d->hosts[i];
+    if (strlen(h->plugin->name) == len && memcmp(h->plugin->name, actor, len) == 0)
+      h_arm(h, (int64_t)lx_clock_now_ms() + 1000);
+  }
+}

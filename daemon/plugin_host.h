@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * plugin_host.h: the daemon's side of lx/plugin.h: loading plugins,
+ * offering them records, and the host functions they call.
+ */
+#ifndef LX_PLUGIN_HOST_H
+#define LX_PLUGIN_HOST_H
+
+#include <lmdb.h>
+#include <stdbool.h>
+
+#include "lx/plugin.h"
+#include "lx_proto.h"
+
+struct lx_daemon;
+
+/* Loads every plugin of the config (uv_dlopen), checks its ABI, and calls
+ * init in config order; on any failure closes the ones already initialised,
+ * in reverse order. The store must be open (plugins open their databases
+ * in init). Returns 0, or -1 with every problem in *errors (caller frees),
+ * one per line. */
+int lx_plugins_load(struct lx_daemon *d, char **errors);
+
+/* Calls close in reverse order, stops the timers, unloads the objects. The
+ * loop must then run until the timers' close callbacks are done. */
+void lx_plugins_close(struct lx_daemon *d);
+
+/* Offers a record to every plugin's apply, inside the write transaction. */
+void lx_plugins_apply(struct lx_daemon *d, MDB_txn *txn, uint64_t seq, uint64_t rat,
+                      const lx_event_t *ev, const uint8_t *bytes, size_t len);
+
+/* Offers a committed record to every plugin's react. */
+void lx_plugins_react(struct lx_daemon *d, uint64_t seq, uint64_t rat, const lx_event_t *ev,
+                      const uint8_t *bytes, size_t len);
+
+/* Runs every plugin's on_timer once (catch-up at start). */
+void lx_plugins_start(struct lx_daemon *d);
+
+/* True when a loaded plugin declared this event type. */
+bool lx_plugins_has_type(void *daemon, const char *name, size_t len);
+
+/* After an appended event of this plugin failed to commit: try again soon. */
+void lx_plugins_retry_later(struct lx_daemon *d, const char *actor, size_t len);
+
+#endif

@@ -1,0 +1,470 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * escalate.c: unresolved appeals climb community -> township -> county on
+ * the working-day calendar, and the units are told (README "Escalation").
+ *
+ * Design: every clock an appeal runs is one key in the `due` database,
+ *   u64be(time) | kind | appeal id      kind: D (deadline), W (warning), R (response)
+ * so one timer, armed for the first key, serves every open appeal, and a
+ * restart re-arms from the index (on_timer runs once at start and catches
+ * up in deadline order). `state` holds, per appeal, the times its keys were
+ * made with, so apply can remove them when the clock stops or moves.
+ *
+ * Decisions are made in on_timer and appended as records (`escalation`,
+ * `warning`, `unanswered`); apply moves the index when those records are
+ * stored, in the same transaction, so nothing is decided twice; react
+ * publishes each alert after its record is committed.
+ */
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lx/plugin.h"
+
+#define K_DEADLINE 'D'
+#define K_WARNING 'W'
+#define K_RESPONSE 'R'
+#define ACTIONS_MAX 1024  /* appended per on_timer; the rest follow at once */
+#define HOUR_MS 3600000LL
+
+typedef struct esc_state {
+  int64_t deadline;    /* the deadline of the tier that holds the appeal, -1 when stopped */
+  int64_t due;         /* when the D key fires: the deadline, or the next reminder */
+  int64_t warn_at;     /* the W key, -1 when none */
+  int64_t respond_by;  /* the R key, -1 when none */
+  int32_t tier;
+  int32_t overdue;     /* past the county's deadline: reminders from now on */
+} esc_state_t;
+
+typedef struct esc {
+  const lx_host_api_t *api;
+  lx_host_t *host;
+  lx_db_t due, state;
+  double warn_share;
+  int response_days, urgent_response_hours, reminder_days;
+} esc_t;
+
+static const char *const esc_types[] = {"warning", "unanswered", NULL};
+static const char *const tier_names[] = {"", "community", "township", "county"};
+
+static bool is_key(const msgpack_object *k, const char *name) {
+  size_t n = strlen(name);
+  return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+         memcmp(k->via.str.ptr, name, n) == 0;
+}
+
+static bool slice_is(lx_slice_t s, const char *name) {
+  return s.n == strlen(name) && memcmp(s.p, name, s.n) == 0;
+}
+
+/* --- config ---------------------------------------------------------------- */
+
+static int conf_int(esc_t *e, const char *key, int dflt, int min, int max, int *out) {
+  const char *v = e->api->conf_str(e->host, key);
+  char *end;
+  *out = dflt;
+  if (!v)
+    return 0;
+  long n = strtol(v, &end, 10);
+  if (*v == 0 || *end || n < min || n > max) {
+    e->api->conf_error(e->host, key, "expected an integer from %d to %d", min, max);
+    return -1;
+  }
+  *out = (int)n;
+  return 0;
+}
+
+static int conf_share(esc_t *e) {
+  const char *v = e->api->conf_str(e->host, "warn_share");
+  char *end;
+  e->warn_share = 0.8;
+  if (!v)
+    return 0;
+  double x = strtod(v, &end);
+  if (*v == 0 || *end || !(x > 0 && x < 1)) {
+    e->api->conf_error(e->host, "warn_share", "expected a share between 0 and 1, e.g. 0.8");
+    return -1;
+  }
+  e->warn_share = x;
+  return 0;
+}
+
+static int esc_init(const lx_host_api_t *api, lx_host_t *host, void **state) {
+  esc_t *e = calloc(1, sizeof *e);
+  if (!e)
+    return -1;
+  e->api = api;
+  e->host = host;
+  int bad = conf_share(e);
+  bad |= conf_int(e, "response_days", 1, 1, 60, &e->response_days);
+  bad |= conf_int(e, "urgent_response_hours", 2, 1, 240, &e->urgent_response_hours);
+  bad |= conf_int(e, "reminder_days", 1, 1, 60, &e->reminder_days);
+  if (bad || api->db_open(host, "due", &e->due) || api->db_open(host, "state", &e->state)) {
+    free(e);
+    return -1;
+  }
+  *state = e;
+  return 0;
+}
+
+static void esc_close(void *state) { free(state); }
+
+/* --- the index ------------------------------------------------------------- */
+
+static size_t due_key(uint8_t *k, int64_t at, char kind, lx_slice_t appeal) {
+  uint64_t v = (uint64_t)at;
+  for (int i = 7; i >= 0; i--, v >>= 8)
+    k[i] = (uint8_t)v;
+  k[8] = (uint8_t)kind;
+  memcpy(k + 9, appeal.p, appeal.n);
+  return 9 + appeal.n;
+}
+
+static void due_put(esc_t *e, lx_txn_t *t, int64_t at, char kind, lx_slice_t appeal) {
+  uint8_t k[9 + 64];
+  if (at >= 0 && appeal.n <= 64)
+    e->api->put(t, e->due, k, due_key(k, at, kind, appeal), "", 0);
+}
+
+static void due_del(esc_t *e, lx_txn_t *t, int64_t at, char kind, lx_slice_t appeal) {
+  uint8_t k[9 + 64];
+  if (at >= 0 && appeal.n <= 64)
+    e->api->del(t, e->due, k, due_key(k, at, kind, appeal));
+}
+
+static bool load(esc_t *e, lx_txn_t *t, lx_slice_t appeal, esc_state_t *st) {
+  const void *v;
+  size_t n;
+  if (e->api->get(t, e->state, appeal.p, appeal.n, &v, &n) == 0 && n == sizeof *st) {
+    memcpy(st, v, sizeof *st);
+    return true;
+  }
+  return false;
+}
+
+static void save(esc_t *e, lx_txn_t *t, lx_slice_t appeal, const esc_state_t *st) {
+  e->api->put(t, e->state, appeal.p, appeal.n, st, sizeof *st);
+}
+
+/* Starts the clock of `tier` at `start`, ending at `deadline`. */
+static void clock_start(esc_t *e, lx_txn_t *t, lx_slice_t appeal, esc_state_t *st, int tier,
+                        int64_t start, int64_t deadline) {
+  st->tier = tier;
+  st->overdue = 0;
+  st->deadline = st->due = deadline;
+  st->warn_at = start + (int64_t)((double)(deadline - start) * e->warn_share);
+  due_put(e, t, st->due, K_DEADLINE, appeal);
+  due_put(e, t, st->warn_at, K_WARNING, appeal);
+}
+
+static void clock_stop(esc_t *e, lx_txn_t *t, lx_slice_t appeal, esc_state_t *st) {
+  due_del(e, t, st->due, K_DEADLINE, appeal);
+  due_del(e, t, st->warn_at, K_WARNING, appeal);
+  st->deadline = st->due = st->warn_at = -1;
+}
+
+static void response_stop(esc_t *e, lx_txn_t *t, lx_slice_t appeal, esc_state_t *st) {
+  due_del(e, t, st->respond_by, K_RESPONSE, appeal);
+  st->respond_by = -1;
+}
+
+/* --- apply: keep the index in step with the log ----------------------------- */
+
+static void apply_appeal(esc_t *e, lx_txn_t *t, const lx_rec_t *r) {
+  esc_state_t st = {.deadline = -1, .due = -1, .warn_at = -1, .respond_by = -1};
+  int days = e->api->tier_days(e->host, LX_COMMUNITY, r->category, r->urgent);
+  int64_t deadline = e->api->deadline(e->host, r->rat, days);
+  clock_start(e, t, r->appeal, &st, LX_COMMUNITY, r->rat, deadline);
+  st.respond_by = r->urgent ? r->rat + e->urgent_response_hours * HOUR_MS
+                            : e->api->deadline(e->host, r->rat, e->response_days);
+  due_put(e, t, st.respond_by, K_RESPONSE, r->appeal);
+  e->api->set_deadline(t, r->appeal, deadline);
+  save(e, t, r->appeal, &st);
+}
+
+/* An unsatisfied resident reopens the appeal at the tier that resolved it,
+ * with a fresh deadline there. */
+static void apply_reopen(esc_t *e, lx_txn_t *t, const lx_rec_t *r, esc_state_t *st) {
+  lx_appeal_view_t a;
+  if (e->api->appeal(t, r->appeal, &a) != 0)
+    return;
+  lx_slice_t cat = {a.category, strlen(a.category)};
+  int64_t deadline = e->api->deadline(e->host, r->rat, e->api->tier_days(e->host, a.tier, cat, a.urgent));
+  clock_stop(e, t, r->appeal, st);
+  clock_start(e, t, r->appeal, st, a.tier, r->rat, deadline);
+  e->api->set_deadline(t, r->appeal, deadline);
+}
+
+static void apply_escalation(esc_t *e, lx_txn_t *t, const lx_rec_t *r, esc_state_t *st) {
+  bool escalated = slice_is(r->esc_kind, "escalated");
+  clock_stop(e, t, r->appeal, st);
+  if (escalated) {
+    /* The new tier's time starts when the old one's ran out. */
+    clock_start(e, t, r->appeal, st, r->esc_to, r->esc_deadline, r->esc_next);
+    return;
+  }
+  st->tier = LX_COUNTY;
+  st->overdue = 1;
+  st->deadline = r->esc_deadline;
+  st->due = r->esc_next;
+  due_put(e, t, st->due, K_DEADLINE, r->appeal);
+}
+
+static void esc_apply(void *state, lx_txn_t *t, const lx_rec_t *r) {
+  esc_t *e = state;
+  esc_state_t st;
+  if (r->appeal.n == 0)
+    return;
+  if (r->type == LX_REC_APPEAL) {
+    apply_appeal(e, t, r);
+    return;
+  }
+  if (!load(e, t, r->appeal, &st))
+    return;
+  switch (r->type) {
+  case LX_REC_VISIT: /* the first response: its clock stops */
+  case LX_REC_RESOLUTION:
+    response_stop(e, t, r->appeal, &st);
+    if (r->type == LX_REC_RESOLUTION) {
+      clock_stop(e, t, r->appeal, &st); /* explained and referred pause it too */
+      e->api->set_deadline(t, r->appeal, -1);
+    }
+    break;
+  case LX_REC_FEEDBACK:
+    if (!r->satisfied)
+      apply_reopen(e, t, r, &st);
+    break;
+  case LX_REC_ESCALATION:
+    apply_escalation(e, t, r, &st);
+    break;
+  case LX_REC_PLUGIN:
+    if (slice_is(r->type_name, "warning")) {
+      due_del(e, t, st.warn_at, K_WARNING, r->appeal);
+      st.warn_at = -1;
+    } else if (slice_is(r->type_name, "unanswered")) {
+      response_stop(e, t, r->appeal, &st);
+    }
+    break;
+  default:
+    return;
+  }
+  save(e, t, r->appeal, &st);
+}
+
+/* --- on_timer: decide what is due ------------------------------------------ */
+
+typedef struct sweep {
+  esc_t *e;
+  lx_txn_t *t;
+  int64_t now;
+  int64_t next;   /* the first key after now, -1 if none */
+  int actions;
+  msgpack_sbuffer body;
+} sweep_t;
+
+static void pack_kv_str(msgpack_packer *pk, const char *k, const char *v, size_t n) {
+  msgpack_pack_str(pk, strlen(k));
+  msgpack_pack_str_body(pk, k, strlen(k));
+  msgpack_pack_str(pk, n);
+  msgpack_pack_str_body(pk, v, n);
+}
+
+static void pack_kv_int(msgpack_packer *pk, const char *k, int64_t v) {
+  msgpack_pack_str(pk, strlen(k));
+  msgpack_pack_str_body(pk, k, strlen(k));
+  if (v < 0)
+    msgpack_pack_nil(pk);
+  else
+    msgpack_pack_int64(pk, v);
+}
+
+static void append(sweep_t *s, const char *type, const lx_appeal_view_t *a) {
+  lx_slice_t unit = {a->unit, strlen(a->unit)};
+  s->e->api->append(s->e->host, type, unit, (const uint8_t *)s->body.data, s->body.size);
+  msgpack_sbuffer_clear(&s->body);
+  s->actions++;
+}
+
+static void decide_deadline(sweep_t *s, lx_slice_t id, const lx_appeal_view_t *a,
+                            const esc_state_t *st, int64_t due) {
+  esc_t *e = s->e;
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &s->body, msgpack_sbuffer_write);
+  lx_slice_t cat = {a->category, strlen(a->category)};
+  msgpack_pack_map(&pk, 6);
+  pack_kv_str(&pk, "appeal", id.p, id.n);
+  if (!st->overdue && st->tier < LX_COUNTY) {
+    int to = st->tier + 1;
+    int64_t next = e->api->deadline(e->host, due, e->api->tier_days(e->host, to, cat, a->urgent));
+    pack_kv_str(&pk, "kind", "escalated", 9);
+    pack_kv_str(&pk, "from", tier_names[st->tier], strlen(tier_names[st->tier]));
+    pack_kv_str(&pk, "to", tier_names[to], strlen(tier_names[to]));
+    pack_kv_int(&pk, "deadline", due);
+    pack_kv_int(&pk, "next", next);
+  } else {
+    /* After downtime, one reminder catches up, not one per missed interval. */
+    int64_t next = e->api->deadline(e->host, s->now, e->reminder_days);
+    const char *kind = st->overdue ? "reminder" : "overdue";
+    pack_kv_str(&pk, "kind", kind, strlen(kind));
+    pack_kv_str(&pk, "from", "county", 6);
+    pack_kv_str(&pk, "to", "county", 6);
+    pack_kv_int(&pk, "deadline", st->deadline);
+    pack_kv_int(&pk, "next", next);
+  }
+  append(s, "escalation", a);
+}
+
+static void decide_other(sweep_t *s, char kind, lx_slice_t id, const lx_appeal_view_t *a,
+                         const esc_state_t *st, int64_t due) {
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &s->body, msgpack_sbuffer_write);
+  msgpack_pack_map(&pk, 3);
+  pack_kv_str(&pk, "appeal", id.p, id.n);
+  if (kind == K_WARNING) {
+    pack_kv_str(&pk, "tier", tier_names[st->tier], strlen(tier_names[st->tier]));
+    pack_kv_int(&pk, "deadline", st->deadline);
+    append(s, "warning", a);
+  } else {
+    pack_kv_str(&pk, "tier", tier_names[a->tier], strlen(tier_names[a->tier]));
+    pack_kv_int(&pk, "due", due);
+    append(s, "unanswered", a);
+  }
+}
+
+/* One key of the index: act if it is due and still current. A key that no
+ * longer matches the appeal's state is left alone (apply removes keys as
+ * clocks stop, so this is only a guard). */
+static int sweep_one(void *arg, const void *key, size_t klen, const void *val, size_t vlen) {
+  sweep_t *s = arg;
+  const uint8_t *k = key;
+  if (klen < 10)
+    return 0;
+  int64_t due = 0;
+  for (int i = 0; i < 8; i++)
+    due = (due << 8) | k[i];
+  if (due > s->now) {
+    s->next = due;
+    return 1;
+  }
+  if (s->actions >= ACTIONS_MAX) {
+    s->next = s->now; /* more are due: come back right after this batch */
+    return 1;
+  }
+  lx_slice_t id = {(const char *)k + 9, klen - 9};
+  lx_appeal_view_t a;
+  esc_state_t st;
+  if (s->e->api->appeal(s->t, id, &a) != 0 || !load(s->e, s->t, id, &st) || a.status != LX_OPEN)
+    return 0;
+  if (k[8] == K_DEADLINE && st.due == due)
+    decide_deadline(s, id, &a, &st, due);
+  else if (k[8] == K_WARNING && st.warn_at == due && st.deadline > s->now)
+    decide_other(s, K_WARNING, id, &a, &st, due);
+  else if (k[8] == K_RESPONSE && st.respond_by == due && a.first_response < 0)
+    decide_other(s, K_RESPONSE, id, &a, &st, due);
+  return 0;
+}
+
+static void esc_on_timer(void *state, int64_t now) {
+  esc_t *e = state;
+  sweep_t s = {.e = e, .now = now, .next = -1};
+  if (!(s.t = e->api->read_begin(e->host)))
+    return;
+  msgpack_sbuffer_init(&s.body);
+  e->api->scan(s.t, e->due, NULL, 0, sweep_one, &s);
+  e->api->read_end(s.t);
+  msgpack_sbuffer_destroy(&s.body);
+  if (s.actions)
+    e->api->log(e->host, LX_PLOG_DEBUG, "%d decision(s) at %lld", s.actions, (long long)now);
+  if (s.next >= 0)
+    e->api->arm(e->host, s.next);
+}
+
+/* --- react: tell, and keep the timer on the first key ------------------------- */
+
+static int first_key(void *arg, const void *key, size_t klen, const void *val, size_t vlen) {
+  const uint8_t *k = key;
+  int64_t *at = arg;
+  *at = 0;
+  for (int i = 0; i < 8 && klen >= 8; i++)
+    *at = (*at << 8) | k[i];
+  return 1;
+}
+
+static void rearm(esc_t *e) {
+  int64_t at = -1;
+  lx_txn_t *t = e->api->read_begin(e->host);
+  if (!t)
+    return;
+  e->api->scan(t, e->due, NULL, 0, first_key, &at);
+  e->api->read_end(t);
+  if (at >= 0)
+    e->api->arm(e->host, at);
+}
+
+/* The alert carries the record's body fields (appeal, from, to, deadline,
+ * next, or tier and due) plus `tier`, the tier that must act now. */
+static void publish(esc_t *e, const lx_rec_t *r, const char *kind) {
+  msgpack_zone z;
+  msgpack_object o;
+  size_t off = 0;
+  msgpack_zone_init(&z, 512);
+  if (msgpack_unpack((const char *)r->ev, r->ev_len, &off, &z, &o) == MSGPACK_UNPACK_SUCCESS &&
+      o.type == MSGPACK_OBJECT_MAP) {
+    const msgpack_object *body = NULL;
+    for (uint32_t i = 0; i < o.via.map.size; i++)
+      if (is_key(&o.via.map.ptr[i].key, "body"))
+        body = &o.via.map.ptr[i].val;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    bool esc = r->type == LX_REC_ESCALATION;
+    uint32_t n = body && body->type == MSGPACK_OBJECT_MAP ? body->via.map.size : 0, kept = 0;
+    for (uint32_t i = 0; i < n; i++)
+      kept += !is_key(&body->via.map.ptr[i].key, "kind");
+    msgpack_pack_map(&pk, kept + esc);
+    for (uint32_t i = 0; i < n; i++) {
+      /* The record's kind travels as the alert's own `kind`. */
+      if (is_key(&body->via.map.ptr[i].key, "kind"))
+        continue;
+      msgpack_pack_object(&pk, body->via.map.ptr[i].key);
+      msgpack_pack_object(&pk, body->via.map.ptr[i].val);
+    }
+    if (esc)
+      pack_kv_str(&pk, "tier", tier_names[r->esc_to], strlen(tier_names[r->esc_to]));
+    e->api->publish(e->host, r, kind, r->unit, (const uint8_t *)sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+  }
+  msgpack_zone_destroy(&z);
+}
+
+static void esc_react(void *state, const lx_rec_t *r) {
+  esc_t *e = state;
+  if (r->appeal.n == 0)
+    return;
+  if (r->type == LX_REC_ESCALATION) {
+    char kind[16];
+    size_t n = r->esc_kind.n < sizeof kind - 1 ? r->esc_kind.n : sizeof kind - 1;
+    memcpy(kind, r->esc_kind.p, n);
+    kind[n] = 0;
+    publish(e, r, kind);
+  } else if (r->type == LX_REC_PLUGIN) {
+    for (int i = 0; esc_types[i]; i++)
+      if (slice_is(r->type_name, esc_types[i]))
+        publish(e, r, esc_types[i]);
+  }
+  rearm(e);
+}
+
+const lx_plugin_t lx_plugin_entry = {
+    .abi = LX_PLUGIN_ABI,
+    .name = "escalate",
+    .description = "escalates unresolved appeals community -> township -> county on working days",
+    .types = esc_types,
+    .init = esc_init,
+    .apply = esc_apply,
+    .react = esc_react,
+    .on_timer = esc_on_timer,
+    .close = esc_close,
+};
