@@ -58,8 +58,9 @@ def test_calendar_reading_matches_known_dates():
 def config_with_plugin(tmp, extra=""):
     with open(lxtest.SAMPLE_CONFIG, encoding="utf-8") as f:
         text = f.read()
+    # The sample's own plugin list is replaced: just escalate, with `extra`.
     entry = "plugins:\n  - name: escalate\n" + extra
-    text = re.sub(r"^plugins: \[\]$", entry, text, flags=re.M)
+    text = text[:text.index("\nplugins:")] + "\n" + entry
     path = os.path.join(tmp, "esc.yaml")
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)

@@ -648,7 +648,10 @@ def test_appeal_state_machine(d):
         a = st["appeal"]
         rec = record_at(d, s_ap)
         assert a == dict(a, appeal=aid, unit=COMMUNITY, status="open", tier="community",
-                         deadline=None, opened=rec["rat"], events=[s_ap]), a
+                         opened=rec["rat"], events=[s_ap]), a
+        # The sample config runs the escalation plugin: an open appeal has a
+        # deadline on the calendar (urgent: 1 working day at the community).
+        assert isinstance(a["deadline"], int) and a["deadline"] > rec["rat"], a
 
         seqs = [s_ap]
         publish_ok(cli, visit())                             # names no appeal
