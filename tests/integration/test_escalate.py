@@ -253,3 +253,30 @@ def test_clients_may_not_publish_plugin_types(tmp_path):
             assert r["code"] == "E_TYPE", r
     finally:
         d.cleanup()
+
+
+def _start_fails(tmp, plugins_yaml):
+    import subprocess
+    with open(lxtest.SAMPLE_CONFIG, encoding="utf-8") as f:
+        text = f.read()
+    text = text[:text.index("\nplugins:")] + "\n" + plugins_yaml
+    cfg = os.path.join(tmp, "p.yaml")
+    with open(cfg, "w", encoding="utf-8") as f:
+        f.write(text)
+    d = Daemon(config=cfg, tmp=tmp)
+    p = subprocess.run(d.args(), capture_output=True, text=True, timeout=10)
+    assert p.returncode != 0
+    assert not os.path.exists(os.path.join(tmp, "ingest.sock")), "bound before refusing"
+    return p.stderr
+
+
+def test_plugin_with_other_abi_is_refused(tmp_path):
+    so = os.path.join(lxtest.BUILD, "tests", "bad_abi.so")
+    err = _start_fails(str(tmp_path), "plugins:\n  - name: bad_abi\n    path: %s\n" % so)
+    assert re.search(r"p\.yaml:\d+: plugins\[0\] \(bad_abi\): .*built for plugin ABI 1001; "
+                     r"this daemon has 1: rebuild it", err), err
+
+
+def test_missing_plugin_is_refused(tmp_path):
+    err = _start_fails(str(tmp_path), "plugins:\n  - name: nosuch\n")
+    assert re.search(r"p\.yaml:\d+: plugins\[0\] \(nosuch\): cannot load .*nosuch\.so", err), err
