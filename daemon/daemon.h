@@ -65,7 +65,11 @@ void lx_alerts_stop(lx_daemon_t *d);
 int lx_alerts_publish(lx_daemon_t *d, uint64_t seq, uint64_t at, const char *kind, lx_str_t unit,
                       const uint8_t *extra, size_t extra_len);
 
-/* query.c: the query socket's handler. */
+/* query.c: the query socket's handler. lx_query_answer decodes one request
+ * frame (buf NULL: the frames had the wrong shape) and writes the reply
+ * into out; returns 0 or the error code it answered with. */
+int lx_query_answer(lx_daemon_t *d, const uint8_t *buf, size_t len, msgpack_sbuffer *out,
+                    msgpack_zone *zone);
 int lx_query_start(lx_daemon_t *d);
 void lx_query_stop(lx_daemon_t *d);
 

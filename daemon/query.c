@@ -486,6 +486,20 @@ static void pack_error(msgpack_packer *pk, const lx_error_t *e) {
   lx_mp_pack_cstr(pk, e->msg);
 }
 
+int lx_query_answer(lx_daemon_t *d, const uint8_t *buf, size_t len, msgpack_sbuffer *out,
+                    msgpack_zone *zone) {
+  req_t r = {.d = d, .out = out, .zone = zone};
+  msgpack_packer_init(&r.pk, out, msgpack_sbuffer_write);
+  int rc = buf ? dispatch(&r, buf, len)
+               : lx_fail(&r.err, LX_EDECODE, "a request is exactly one frame");
+  if (rc) {
+    msgpack_sbuffer_clear(out);
+    pack_error(&r.pk, &r.err);
+  }
+  d->stats.queries++;
+  return rc;
+}
+
 static void on_query(lx_zsock_t *zs) {
   lx_daemon_t *d = zs->data;
   msgpack_sbuffer out;
@@ -501,15 +515,8 @@ static void on_query(lx_zsock_t *zs) {
       zmq_msg_close(&frame);
       break;
     }
-    req_t r = {.d = d, .out = &out, .zone = &zone};
-    msgpack_packer_init(&r.pk, &out, msgpack_sbuffer_write);
-    int rc = shape_ok ? dispatch(&r, zmq_msg_data(&frame), zmq_msg_size(&frame))
-                      : lx_fail(&r.err, LX_EDECODE, "a request is exactly one frame");
-    if (rc) {
-      msgpack_sbuffer_clear(&out);
-      pack_error(&r.pk, &r.err);
-    }
-    d->stats.queries++;
+    lx_query_answer(d, shape_ok ? zmq_msg_data(&frame) : NULL, zmq_msg_size(&frame), &out,
+                    &zone);
     if (lx_router_send(d->query_sock, &peer, out.data, out.size))
       d->stats.replies_lost++;
     zmq_msg_close(&frame);
