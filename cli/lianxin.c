@@ -31,12 +31,11 @@
 #include <sodium.h>
 #include <zmq.h>
 
+#include "cli.h"
 #include "json_mp.h"
 
-#define EXIT_REJECTED 1
-#define EXIT_USAGE 2
-
 #define DEFAULT_INGEST "tcp://127.0.0.1:7601"
+#define DEFAULT_ALERTS "tcp://127.0.0.1:7602"
 #define DEFAULT_QUERY "tcp://127.0.0.1:7603"
 #define DEFAULT_TIMEOUT_MS 5000
 #define DEFAULT_WINDOW 256
@@ -48,31 +47,11 @@
 #define FRAME_MAX (1024 * 1024)
 #define MSG_MAX (64 * 1024)
 
-typedef struct cli {
-  const char *ingest;
-  const char *query;
-  int timeout_ms;
-  const char *key_file;        /* CURVE: our NAME.key */
-  const char *server_key_file; /* CURVE: the daemon's NAME.pub */
-  bool compact;
-  const struct cli_cmd *cmd;   /* the command being run, for its help text */
-  void *zctx;
-} cli_t;
-
-typedef int (*cli_cmd_fn)(cli_t *c, int argc, char **argv);
-
-struct cli_cmd {
-  const char *name;
-  cli_cmd_fn fn;
-  const char *help;
-};
-
 static const struct cli_cmd *cmd_find(const char *name);
 
 /* --- small helpers ------------------------------------------------------- */
 
-static void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void cli_err(const char *fmt, ...)
+void cli_err(const char *fmt, ...)
 {
   va_list ap;
   fflush(stdout); /* keep stdout and stderr in order on a terminal */
@@ -90,7 +69,7 @@ static int64_t now_ms(void)
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int64_t mono_ms(void)
+int64_t mono_ms(void)
 {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -98,7 +77,7 @@ static int64_t mono_ms(void)
 }
 
 /* Parses a whole decimal integer in [min, max]; false on anything else. */
-static bool parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
+bool parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
 {
   char *end;
   errno = 0;
@@ -109,13 +88,13 @@ static bool parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
   return true;
 }
 
-static void pack_cstr(msgpack_packer *pk, const char *s)
+void pack_cstr(msgpack_packer *pk, const char *s)
 {
   msgpack_pack_str_with_body(pk, s, strlen(s));
 }
 
 /* Looks a key up in a msgpack map; NULL when absent or o is not a map. */
-static const msgpack_object *mp_get(const msgpack_object *o, const char *key)
+const msgpack_object *mp_get(const msgpack_object *o, const char *key)
 {
   if (o->type != MSGPACK_OBJECT_MAP)
     return NULL;
@@ -128,12 +107,12 @@ static const msgpack_object *mp_get(const msgpack_object *o, const char *key)
   return NULL;
 }
 
-static bool mp_is_true(const msgpack_object *o)
+bool mp_is_true(const msgpack_object *o)
 {
   return o != NULL && o->type == MSGPACK_OBJECT_BOOLEAN && o->via.boolean;
 }
 
-static bool mp_uint(const msgpack_object *o, uint64_t *out)
+bool mp_uint(const msgpack_object *o, uint64_t *out)
 {
   if (o == NULL || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
     return false;
@@ -141,7 +120,7 @@ static bool mp_uint(const msgpack_object *o, uint64_t *out)
   return true;
 }
 
-static void print_json(const cJSON *j, bool pretty)
+void print_json(const cJSON *j, bool pretty)
 {
   char *s = pretty ? cJSON_Print(j) : cJSON_PrintUnformatted(j);
   if (s != NULL) {
@@ -200,11 +179,12 @@ static int socket_curve(const cli_t *c, void *s)
   return 0;
 }
 
-/* Opens a DEALER connected to ep. hwm > 0 raises both high-water marks so a
- * pipelined window never blocks or drops. Returns NULL after reporting. */
-static void *socket_open(cli_t *c, const char *ep, int hwm)
+/* Opens a socket of this type connected to ep. hwm > 0 raises both
+ * high-water marks so a pipelined window never blocks or drops. A SUB
+ * subscribes to `subscribe` before connecting. Returns NULL after reporting. */
+void *socket_open_type(cli_t *c, int type, const char *ep, int hwm, const char *subscribe)
 {
-  void *s = zmq_socket(c->zctx, ZMQ_DEALER);
+  void *s = zmq_socket(c->zctx, type);
   int zero = 0;
   if (s == NULL) {
     cli_err("cannot create socket: %s", zmq_strerror(errno));
@@ -221,6 +201,11 @@ static void *socket_open(cli_t *c, const char *ep, int hwm)
     zmq_close(s);
     return NULL;
   }
+  if (subscribe != NULL && zmq_setsockopt(s, ZMQ_SUBSCRIBE, subscribe, strlen(subscribe)) != 0) {
+    cli_err("cannot subscribe: %s", zmq_strerror(errno));
+    zmq_close(s);
+    return NULL;
+  }
   if (zmq_connect(s, ep) != 0) {
     cli_err("cannot connect to %s: %s", ep, zmq_strerror(errno));
     zmq_close(s);
@@ -229,14 +214,13 @@ static void *socket_open(cli_t *c, const char *ep, int hwm)
   return s;
 }
 
-/* One reply frame, unpacked. The objects point into buf. */
-typedef struct reply {
-  char *buf;
-  size_t len;
-  msgpack_unpacked u;
-} reply_t;
+/* Opens a DEALER connected to ep (see socket_open_type). */
+static void *socket_open(cli_t *c, const char *ep, int hwm)
+{
+  return socket_open_type(c, ZMQ_DEALER, ep, hwm, NULL);
+}
 
-static void reply_free(reply_t *r)
+void reply_free(reply_t *r)
 {
   msgpack_unpacked_destroy(&r->u);
   free(r->buf);
@@ -245,7 +229,7 @@ static void reply_free(reply_t *r)
 
 /* Receives one frame (honouring the socket's receive timeout) and unpacks
  * it as a map. Returns 0, or -1 after reporting a timeout or a bad frame. */
-static int reply_recv(cli_t *c, void *s, const char *ep, reply_t *r)
+int reply_recv(cli_t *c, void *s, const char *ep, reply_t *r)
 {
   zmq_msg_t m;
   size_t off = 0;
@@ -286,15 +270,10 @@ static int query_roundtrip(cli_t *c, void *s, const msgpack_sbuffer *req, reply_
 
 /* --- option parsing shared by every command ------------------------------ */
 
-enum {
-  OPT_INGEST = 256, OPT_QUERY, OPT_TIMEOUT, OPT_KEY, OPT_SERVER_KEY, OPT_COMPACT,
-  OPT_WINDOW, OPT_FILL, OPT_FROM, OPT_TO, OPT_LIMIT, OPT_SINCE, OPT_UNTIL,
-  OPT_UNIT, OPT_TYPES, OPT_APPEAL, OPT_AT, OPT_SIGN,
-};
-
 static const struct option global_opts[] = {
   {"ingest", required_argument, NULL, OPT_INGEST},
   {"query", required_argument, NULL, OPT_QUERY},
+  {"alerts", required_argument, NULL, OPT_ALERTS},
   {"timeout", required_argument, NULL, OPT_TIMEOUT},
   {"key", required_argument, NULL, OPT_KEY},
   {"server-key", required_argument, NULL, OPT_SERVER_KEY},
@@ -315,12 +294,14 @@ static const char main_help[] =
   "  units              the configured unit tree and appeal categories\n"
   "  stats              the daemon's counters\n"
   "  appeal ID          an appeal's state (now, or --at a past time)\n"
+  "  watch PREFIX       print alerts about units under PREFIX as they come\n"
   "  keygen NAME        write a CURVE key pair (or --sign: an Ed25519 pair)\n"
   "  help [COMMAND]     this text, or a command's\n"
   "\n"
   "Options (before or after the command):\n"
   "  --ingest EP        ingest endpoint (env LIANXIN_INGEST; default " DEFAULT_INGEST ")\n"
   "  --query EP         query endpoint (env LIANXIN_QUERY; default " DEFAULT_QUERY ")\n"
+  "  --alerts EP        alerts endpoint (env LIANXIN_ALERTS; default " DEFAULT_ALERTS ")\n"
   "  --timeout MS       how long to wait for any reply (default 5000)\n"
   "  --key FILE         CURVE: this client's NAME.key (env LIANXIN_KEY)\n"
   "  --server-key FILE  CURVE: the daemon's NAME.pub (env LIANXIN_SERVER_KEY)\n"
@@ -335,6 +316,7 @@ static int global_opt(cli_t *c, int o, const char *arg)
   switch (o) {
   case OPT_INGEST: c->ingest = arg; return 0;
   case OPT_QUERY: c->query = arg; return 0;
+  case OPT_ALERTS: c->alerts = arg; return 0;
   case OPT_KEY: c->key_file = arg; return 0;
   case OPT_SERVER_KEY: c->server_key_file = arg; return 0;
   case OPT_TIMEOUT:
@@ -351,10 +333,10 @@ static int global_opt(cli_t *c, int o, const char *arg)
 static bool is_global_opt(int o)
 {
   return o == OPT_INGEST || o == OPT_QUERY || o == OPT_TIMEOUT || o == OPT_KEY ||
-         o == OPT_SERVER_KEY;
+         o == OPT_SERVER_KEY || o == OPT_ALERTS;
 }
 
-static void cmd_usage_exit(const cli_t *c)
+void cmd_usage_exit(const cli_t *c)
 {
   fprintf(stderr, "Try 'lianxin %s --help'.\n", c->cmd->name);
   exit(EXIT_USAGE);
@@ -363,7 +345,7 @@ static void cmd_usage_exit(const cli_t *c)
 /* getopt_long over the command's own options plus the global ones. Handles
  * global options and --help itself; returns the command's next option, or
  * -1 when done. A bad option ends the program with EXIT_USAGE. */
-static int cmd_getopt(cli_t *c, int argc, char **argv, const struct option *own)
+int cmd_getopt(cli_t *c, int argc, char **argv, const struct option *own)
 {
   struct option all[32];
   size_t n = 0;
@@ -591,7 +573,7 @@ static int replay_page(const msgpack_object *reply, uint64_t *next, uint64_t *he
 }
 
 /* Reports a failed query reply as "what: CODE: error". */
-static void report_refusal(const char *what, const msgpack_object *reply)
+void report_refusal(const char *what, const msgpack_object *reply)
 {
   const msgpack_object *code = mp_get(reply, "code"), *msg = mp_get(reply, "error");
   bool cs = code != NULL && code->type == MSGPACK_OBJECT_STR;
@@ -1356,6 +1338,36 @@ static const struct cli_cmd commands[] = {
    "Prints appeal ID's state: status, tier, deadline, the seqs of its events.\n"
    "  --at MS   the state as it was at that time (ms since the epoch)\n"
    "Exit 1 if ok is false (E_NOTFOUND when there is no such appeal).\n"},
+  {"watch", cmd_watch,
+   "usage: lianxin watch [--from SEQ] [--count N] [--json] PREFIX\n"
+   "\n"
+   "Subscribes to the alerts endpoint (--alerts) and prints each alert about\n"
+   "a unit under PREFIX as one line, until SIGINT or SIGTERM (exit 0).\n"
+   "PREFIX is a unit path such as qd.hx (a trailing dot is allowed): that unit\n"
+   "and everything below it. An empty PREFIX ('' or '.') means every unit.\n"
+   "\n"
+   "No alert is missed: watch remembers the highest seq it has handled, and\n"
+   "when a live alert leaves a gap after it (alerts dropped while this client\n"
+   "was slow or reconnecting) it first replays the escalation, warning and\n"
+   "unanswered records in the gap from the query endpoint (--query) and prints\n"
+   "them as the daemon would have sent them.\n"
+   "\n"
+   "  --from SEQ   first print the alerts already in the log from SEQ on, then\n"
+   "               the live ones (without it: from the next live alert)\n"
+   "  --count N    exit after printing N alerts\n"
+   "  --json       print each alert's map as a JSON line; alerts that came\n"
+   "               from replay carry \"replayed\":true\n"
+   "\n"
+   "A line looks like\n"
+   "  2026-03-05T18:00:00+08:00 seq 42 escalated qd.hx.dy appeal AP-1\n"
+   "    community\u2192township next 2026-03-12T18:00:00+08:00\n"
+   "(on one line), ending in \"(replayed)\" when it came from replay. Times are\n"
+   "shown in this machine's local time zone (TZ=UTC for UTC) with the offset.\n"
+   "--timeout bounds each query round trip only; waiting for alerts never\n"
+   "times out.\n"
+   "\n"
+   "Exit status: 0 interrupted, or N alerts printed; 1 the daemon refused a\n"
+   "replay; 2 usage or transport error (including a query timeout).\n"},
   {"keygen", cmd_keygen,
    "usage: lianxin keygen [--sign] NAME\n"
    "\n"
@@ -1385,6 +1397,7 @@ int main(int argc, char **argv)
 {
   cli_t c = {
     .ingest = env_or("LIANXIN_INGEST", DEFAULT_INGEST),
+    .alerts = env_or("LIANXIN_ALERTS", DEFAULT_ALERTS),
     .query = env_or("LIANXIN_QUERY", DEFAULT_QUERY),
     .timeout_ms = DEFAULT_TIMEOUT_MS,
     .key_file = env_or("LIANXIN_KEY", NULL),

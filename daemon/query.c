@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "daemon.h"
 #include "log.h"
+#include "plugin_host.h"
 
 #define REQUESTS_PER_WAKEUP 64
 #define REPLAY_LIMIT_DEFAULT 1000
@@ -99,6 +100,8 @@ typedef struct replay {
   uint64_t since, until;
   bool has_since, has_until;
   unsigned types;        /* bit per enum lx_ev_type; 0 = all */
+  lx_str_t ptypes[8];    /* plugin type names asked for (bit LX_EV_PLUGIN) */
+  int n_ptypes;
   bool stopped;          /* a bound was hit before hi */
   msgpack_sbuffer recs;
   msgpack_packer rpk;
@@ -121,6 +124,14 @@ static bool record_matches(replay_t *rp, const lx_record_t *rec) {
     return false;
   if (rp->types && !(rp->types & (1u << ev.type)))
     return false;
+  if (ev.type == LX_EV_PLUGIN && rp->types) {
+    bool named = false;
+    for (int i = 0; i < rp->n_ptypes && !named; i++)
+      named = rp->ptypes[i].n == ev.type_name.n &&
+              memcmp(rp->ptypes[i].p, ev.type_name.p, ev.type_name.n) == 0;
+    if (!named)
+      return false;
+  }
   return !rp->unit.n || unit_matches(rp->unit, ev.unit);
 }
 
@@ -159,7 +170,8 @@ static int replay_appeal_seq(void *arg, uint64_t seq) {
   return rc ? rc : replay_one(arg, &rec);
 }
 
-static int parse_types(const msgpack_object *m, unsigned *types, lx_error_t *e) {
+/* Reads `types`: the protocol's type names and those the plugins declared. */
+static int parse_types(lx_daemon_t *d, const msgpack_object *m, replay_t *rp, lx_error_t *e) {
   const msgpack_object *o = lx_mp_get(m, "types");
   if (!o)
     return 0;
@@ -167,10 +179,17 @@ static int parse_types(const msgpack_object *m, unsigned *types, lx_error_t *e) 
     return lx_fail(e, LX_EBADREQ, "types: expected a list of type names");
   for (uint32_t i = 0; i < o->via.array.size; i++) {
     const msgpack_object *t = &o->via.array.ptr[i];
-    int ty = t->type == MSGPACK_OBJECT_STR ? lx_ev_type_parse(t->via.str.ptr, t->via.str.size) : 0;
+    if (t->type != MSGPACK_OBJECT_STR)
+      return lx_fail(e, LX_EBADREQ, "types[%u]: expected a type name", i);
+    int ty = lx_ev_type_parse(t->via.str.ptr, t->via.str.size);
+    if (!ty && lx_plugins_has_type(d, t->via.str.ptr, t->via.str.size) &&
+        rp->n_ptypes < (int)(sizeof rp->ptypes / sizeof rp->ptypes[0])) {
+      ty = LX_EV_PLUGIN;
+      rp->ptypes[rp->n_ptypes++] = (lx_str_t){t->via.str.ptr, t->via.str.size};
+    }
     if (!ty)
       return lx_fail(e, LX_EBADREQ, "types[%u]: not an event type name", i);
-    *types |= 1u << ty;
+    rp->types |= 1u << ty;
   }
   return 0;
 }
@@ -191,8 +210,11 @@ static int parse_replay(const msgpack_object *m, replay_t *rp, uint64_t *from, u
     return rc;
   rp->has_until = rc == 1;
   if (opt_str(m, "unit", &rp->unit, e) < 0 || opt_str(m, "appeal", &rp->appeal, e) < 0 ||
-      parse_types(m, &rp->types, e) < 0)
+      parse_types(rp->r->d, m, rp, e) < 0)
     return e->code;
+  /* "qd.hx." (a topic) names the same prefix as "qd.hx". */
+  if (rp->unit.n > 1 && rp->unit.p[rp->unit.n - 1] == '.')
+    rp->unit.n--;
   if (rp->limit == 0)
     return lx_fail(e, LX_EBADREQ, "limit: must be at least 1");
   if (rp->limit > REPLAY_LIMIT_MAX)

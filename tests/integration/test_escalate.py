@@ -280,3 +280,28 @@ def test_plugin_with_other_abi_is_refused(tmp_path):
 def test_missing_plugin_is_refused(tmp_path):
     err = _start_fails(str(tmp_path), "plugins:\n  - name: nosuch\n")
     assert re.search(r"p\.yaml:\d+: plugins\[0\] \(nosuch\): cannot load .*nosuch\.so", err), err
+
+
+def test_replay_filters_by_plugin_types_and_topic_prefix(tmp_path):
+    d = start(str(tmp_path), ms(2026, 3, 2, 9, 0))
+    try:
+        ev = appeal()
+        aid = ev["body"]["appeal"]
+        assert d.publish(ev)["ok"]
+        assert d.publish(visit(unit="qd.xs.sq"))["ok"]
+        end = time.time() + 20
+        while time.time() < end:
+            recs, _ = d.replay_all(appeal=aid, types=["escalation"])
+            if any(lxtest.unpack(r["ev"])["body"]["kind"] == "overdue" for r in recs):
+                break
+            time.sleep(0.1)
+        recs, _ = d.replay_all(unit="qd.hx.", types=["warning", "unanswered"])
+        types = {lxtest.unpack(r["ev"])["type"] for r in recs}
+        assert types == {"warning", "unanswered"}, types
+        all_hx, _ = d.replay_all(unit="qd.hx")
+        assert len(all_hx) > len(recs)
+        assert all(lxtest.unpack(r["ev"])["unit"].startswith("qd.hx.") for r in all_hx)
+        r = d.request({"op": "replay", "types": ["nosuch"]})
+        assert r["code"] == "E_BADREQ"
+    finally:
+        d.cleanup()

@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * cli.h: what the parts of the `lianxin` client share.
+ *
+ * lianxin.c holds the option parsing, the transport and most commands;
+ * watch.c holds `watch`. Everything here is defined in lianxin.c unless
+ * said otherwise.
+ */
+#ifndef LX_CLI_H
+#define LX_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <getopt.h>
+#include <msgpack.h>
+#include <cjson/cJSON.h>
+
+#define EXIT_REJECTED 1
+#define EXIT_USAGE 2
+
+typedef struct cli {
+  const char *ingest;
+  const char *alerts;
+  const char *query;
+  int timeout_ms;
+  const char *key_file;        /* CURVE: our NAME.key */
+  const char *server_key_file; /* CURVE: the daemon's NAME.pub */
+  bool compact;
+  const struct cli_cmd *cmd;   /* the command being run, for its help text */
+  void *zctx;
+} cli_t;
+
+typedef int (*cli_cmd_fn)(cli_t *c, int argc, char **argv);
+
+struct cli_cmd {
+  const char *name;
+  cli_cmd_fn fn;
+  const char *help;
+};
+
+/* Option values: the global ones first (see is_global_opt), then every
+ * command's own. */
+enum {
+  OPT_INGEST = 256, OPT_QUERY, OPT_TIMEOUT, OPT_KEY, OPT_SERVER_KEY, OPT_ALERTS, OPT_COMPACT,
+  OPT_WINDOW, OPT_FILL, OPT_FROM, OPT_TO, OPT_LIMIT, OPT_SINCE, OPT_UNTIL,
+  OPT_UNIT, OPT_TYPES, OPT_APPEAL, OPT_AT, OPT_SIGN, OPT_COUNT, OPT_JSON,
+};
+
+/* One reply frame, unpacked. The objects point into buf. */
+typedef struct reply {
+  char *buf;
+  size_t len;
+  msgpack_unpacked u;
+} reply_t;
+
+void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int64_t mono_ms(void);
+bool parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
+void pack_cstr(msgpack_packer *pk, const char *s);
+const msgpack_object *mp_get(const msgpack_object *o, const char *key);
+bool mp_is_true(const msgpack_object *o);
+bool mp_uint(const msgpack_object *o, uint64_t *out);
+void print_json(const cJSON *j, bool pretty);
+
+/* Opens a ZeroMQ socket of this type (with CURVE when configured) and
+ * connects it to ep; a SUB subscribes to `subscribe` first. NULL after
+ * reporting. */
+void *socket_open_type(cli_t *c, int type, const char *ep, int hwm, const char *subscribe);
+void reply_free(reply_t *r);
+int reply_recv(cli_t *c, void *s, const char *ep, reply_t *r);
+void report_refusal(const char *what, const msgpack_object *reply);
+
+int cmd_getopt(cli_t *c, int argc, char **argv, const struct option *own);
+void cmd_usage_exit(const cli_t *c) __attribute__((noreturn));
+
+/* watch.c */
+int cmd_watch(cli_t *c, int argc, char **argv);
+
+#endif
