@@ -46,7 +46,7 @@
 #define TIB (1024ULL * GIB)
 
 #define CFG_PATH 512        /* a key path in a message; longer ones are cut */
-#define CFG_MAX_FIELDS 8    /* the widest section */
+#define CFG_MAX_FIELDS 12    /* the widest section */
 #define CFG_MAX_DEPTH 64    /* deeper nesting is an error, not a stack overflow */
 #define CFG_NAME_MAX 256    /* human names, bytes of UTF-8 */
 #define CFG_PATH_MAX 4096   /* file paths in the config */
@@ -99,9 +99,31 @@ static const cfg_field_t top_fields[] = {
   {"calendar", CT_MAP, false, 0, 0, NO_OFF, NULL,
    "the working-day calendar that deadlines are counted on"},
   {"plugins", CT_LIST, false, 0, INT32_MAX, NO_OFF, "[]", "the plugins to load, in order"},
+  {"checkpoints", CT_MAP, false, 0, 0, NO_OFF, NULL, "signed checkpoint records (off if absent)"},
+  {"security", CT_MAP, false, 0, 0, NO_OFF, NULL,
+   "CURVE keys and the client registry (plain sockets on loopback if absent)"},
 };
 enum {
-  TOP_LISTEN, TOP_STORE, TOP_UNITS, TOP_CATEGORIES, TOP_DEADLINES, TOP_CALENDAR, TOP_PLUGINS
+  TOP_LISTEN, TOP_STORE, TOP_UNITS, TOP_CATEGORIES, TOP_DEADLINES, TOP_CALENDAR, TOP_PLUGINS,
+  TOP_CHECKPOINTS, TOP_SECURITY
+};
+
+static const cfg_field_t checkpoints_fields[] = {
+  {"key", CT_STRING, true, 1, CFG_PATH_MAX, offsetof(lx_checkpoint_conf_t, key), NULL,
+   "the daemon's Ed25519 key, a .sign.key file (lianxin keygen --sign); relative to the "
+   "config file's directory"},
+  {"every", CT_INT, false, 1, 100000000, offsetof(lx_checkpoint_conf_t, every), "10000",
+   "a checkpoint after this many records"},
+  {"interval", CT_INT, false, 1, 86400, offsetof(lx_checkpoint_conf_t, interval), "60",
+   "and at least every this many seconds while records arrive (and at clean shutdown)"},
+};
+
+static const cfg_field_t security_fields[] = {
+  {"server_key", CT_STRING, true, 1, CFG_PATH_MAX, offsetof(lx_security_conf_t, server_key),
+   NULL, "the daemon's CURVE key pair, a .key file (lianxin keygen); relative to the config "
+   "file's directory"},
+  {"clients", CT_STRING, true, 1, CFG_PATH_MAX, offsetof(lx_security_conf_t, clients), NULL,
+   "the client registry: a YAML list of {name, key, role, jurisdiction}; reloaded on SIGHUP"},
 };
 
 static const cfg_field_t listen_fields[] = {
@@ -222,13 +244,15 @@ static const cfg_section_t override_tiers_sec =
   SECTION("deadlines.categories.CODE.normal|urgent", tiers_override_fields, false);
 static const cfg_section_t plugin_sec = SECTION("plugins[]", plugin_fields, true);
 static const cfg_section_t calendar_sec = SECTION("calendar", calendar_fields, false);
+static const cfg_section_t checkpoints_sec = SECTION("checkpoints", checkpoints_fields, false);
+static const cfg_section_t security_sec = SECTION("security", security_fields, false);
 static const cfg_section_t cal_year_sec = SECTION("calendar.years[]", cal_year_fields, false);
 
 static const cfg_section_t *const all_secs[] = {
   &top_sec, &listen_sec, &store_sec, &unit_secs[LX_TIER_COUNTY],
   &unit_secs[LX_TIER_TOWNSHIP], &unit_secs[LX_TIER_COMMUNITY], &category_sec,
   &deadlines_sec, &normal_sec, &urgent_sec, &override_sec, &override_tiers_sec, &calendar_sec,
-  &cal_year_sec, &plugin_sec,
+  &cal_year_sec, &plugin_sec, &checkpoints_sec, &security_sec,
 };
 
 /* ------------------------------------------------------------- problems */
@@ -1471,6 +1495,24 @@ static void check_calendar(cfg_ctx_t *c, yaml_node_t *node)
     walk_files(c, got[CAL_FILES]);
 }
 
+/* A section of scalars whose path values resolve against the config
+ * file's directory (checkpoints, security). The files themselves are read
+ * when the daemon starts, which reports problems with them. */
+static void check_paths_section(cfg_ctx_t *c, yaml_node_t *node, const char *name,
+                                const cfg_section_t *sec, void *dest, int *line, char ***paths)
+{
+  yaml_node_t *got[CFG_MAX_FIELDS];
+  *line = node_line(node);
+  check_map(c, node, name, sec, dest, got);
+  for (char ***p = paths; *p; p++) {
+    if (!**p)
+      continue;
+    char *full = resolve(c, **p);
+    free(**p);
+    **p = full;
+  }
+}
+
 /* The schema walk. Categories go before deadlines, whose overrides refer
  * to them, whatever the order in the file. */
 static void check_doc(cfg_ctx_t *c)
@@ -1499,6 +1541,14 @@ static void check_doc(cfg_ctx_t *c)
     check_calendar(c, got[TOP_CALENDAR]);
   if (got[TOP_PLUGINS])
     walk_plugins(c, got[TOP_PLUGINS]);
+  if (got[TOP_CHECKPOINTS])
+    check_paths_section(c, got[TOP_CHECKPOINTS], "checkpoints", &checkpoints_sec,
+                        &c->cfg->checkpoints, &c->cfg->checkpoints.line,
+                        (char **[]){&c->cfg->checkpoints.key, NULL});
+  if (got[TOP_SECURITY])
+    check_paths_section(c, got[TOP_SECURITY], "security", &security_sec, &c->cfg->security,
+                        &c->cfg->security.line,
+                        (char **[]){&c->cfg->security.server_key, &c->cfg->security.clients, NULL});
   char *store = resolve(c, c->cfg->store_path);
   free(c->cfg->store_path);
   c->cfg->store_path = store;
@@ -1579,6 +1629,8 @@ static bool set_defaults(lx_config_t *cfg, const char *file)
   cfg->calendar.utc_offset_min = 8 * 60;
   cfg->calendar.workday_end_min = 18 * 60;
   cfg->calendar.weekend = LX_CAL_WEEKDAY_BIT(6) | LX_CAL_WEEKDAY_BIT(7);
+  cfg->checkpoints.every = 10000;
+  cfg->checkpoints.interval = 60;
   return cfg->file && cfg->dir && cfg->ingest_ep && cfg->alerts_ep && cfg->query_ep &&
          cfg->store_path;
 }
@@ -1652,6 +1704,9 @@ void lx_config_free(lx_config_t *cfg)
   free(cfg->alerts_ep);
   free(cfg->query_ep);
   free(cfg->store_path);
+  free(cfg->checkpoints.key);
+  free(cfg->security.server_key);
+  free(cfg->security.clients);
   for (size_t i = 0; i < cfg->n_units; i++)
     free(cfg->units[i].name);
   free(cfg->units);

@@ -107,6 +107,21 @@ typedef struct lx_calendar_conf {
   size_t n_years;       /* no two share a year */
 } lx_calendar_conf_t;
 
+/* checkpoints: signed checkpoint records (PROTOCOL.md "checkpoint"). */
+typedef struct lx_checkpoint_conf {
+  char *key;    /* a .sign.key file, resolved; NULL: no checkpoints */
+  int every;    /* records between checkpoints; default 10000 */
+  int interval; /* seconds between checkpoints; default 60 */
+  int line;     /* of the section, for errors about the key file */
+} lx_checkpoint_conf_t;
+
+/* security: CURVE on every socket and the client registry. */
+typedef struct lx_security_conf {
+  char *server_key; /* the daemon's .key file, resolved; NULL: plain sockets */
+  char *clients;    /* the registry YAML, resolved */
+  int line;
+} lx_security_conf_t;
+
 typedef struct lx_config {
   char *file; /* the config file as given */
   char *dir;  /* its directory: relative paths in the file resolve here */
@@ -133,6 +148,8 @@ typedef struct lx_config {
   size_t n_plugins;
 
   lx_calendar_conf_t calendar; /* calendar: */
+  lx_checkpoint_conf_t checkpoints; /* checkpoints: */
+  lx_security_conf_t security;       /* security: */
 } lx_config_t;
 
 /* Loads and checks FILE. On success returns 0 and fills *out (caller owns it;

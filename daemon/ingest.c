@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "appeal.h"
+#include "checkpoint.h"
 #include "clock.h"
 #include "daemon.h"
 #include "log.h"
@@ -128,6 +129,8 @@ static int apply_one(lx_ingest_t *in, MDB_txn *txn, pending_t *p, uint64_t rat) 
       (rc = lx_store_id_put(s, txn, p->ev.id, p->seq, content)) ||
       (p->ev.appeal.n && (rc = store_appeal(in, txn, p, &before, exists, &after))))
     return rc;
+  if (p->ev.type == LX_EV_CHECKPOINT)
+    lx_store_set_checkpoint(s, p->seq);
   lx_plugins_apply(in->d, txn, p->seq, rat, &p->ev, ev, p->norm_len);
   return 0;
 }
@@ -318,6 +321,7 @@ static void on_ingest(lx_zsock_t *zs) {
       break;
     finish_batch(in, lx_store_next_rat(in->d->store, lx_clock_now_ms()));
     lx_ingest_flush_queue(in->d);
+    lx_checkpoint_maybe(in->d);
   }
   lx_ingest_flush_queue(in->d);
   lx_zsock_rearm(zs);

@@ -15,6 +15,7 @@
 #include <zmq.h>
 
 #include "calendar.h"
+#include "checkpoint.h"
 #include "clock.h"
 #include "daemon.h"
 #include "log.h"
@@ -137,6 +138,7 @@ static void on_signal(uv_signal_t *h, int signum) {
   if (d->stopping++)
     return;
   lx_info("main", "%s: stopping", strsignal(signum));
+  lx_checkpoint_stop(d);
   lx_plugins_close(d);
   lx_ingest_stop(d);
   lx_query_stop(d);
@@ -158,6 +160,10 @@ static int start(lx_daemon_t *d) {
   if (lx_calendar_new(&d->cfg, &d->cal) || lx_plugins_load(d, &errors)) {
     fputs(errors ? errors : "cannot start the plugins\n", stderr);
     free(errors);
+    return -1;
+  }
+  if (lx_checkpoint_start(d, err, sizeof err)) {
+    lx_error("main", "checkpoints: %s", err);
     return -1;
   }
   d->zctx = zmq_ctx_new();
@@ -227,6 +233,7 @@ int main(int argc, char **argv) {
       lx_error("main", "handles still open at exit: %s", uv_strerror(rc));
     lx_info("main", "stopped at seq %llu", (unsigned long long)lx_store_head(d.store)->seq);
   } else {
+    lx_checkpoint_stop(&d);
     lx_plugins_close(&d);
     lx_ingest_stop(&d);
     lx_query_stop(&d);

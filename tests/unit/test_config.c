@@ -354,7 +354,7 @@ static void test_unknown_keys(void **state)
 {
   expect_error(MIN "colour: blue\n", 11,
                "colour: unknown key; valid keys: listen, store, units, categories, "
-               "deadlines, calendar, plugins\n");
+               "deadlines, calendar, plugins, checkpoints, security\n");
   expect_error(MIN "store:\n  pathh: x\n", 12,
                "store.pathh: unknown key; valid keys: path, map_size, map_max\n");
   expect_error(MIN_UNITS "          - {code: xc, nmae: 新村}\n" MIN_CATS, 9,
@@ -563,6 +563,30 @@ static void test_plugin_setting_not_scalar(void **state)
 {
   expect_error(MIN "plugins:\n  - name: escalate\n    tiers: [1, 2]\n", 13,
                "plugins[0].tiers: a plugin's settings are single values, not a list");
+}
+
+static void test_checkpoints_and_security(void **state)
+{
+  lx_config_t cfg;
+  char *err = NULL, *file;
+  const char *text = MIN
+    "checkpoints: {key: keys/lx.sign.key, every: 500}\n"
+    "security: {server_key: /etc/lx/server.key, clients: clients.yaml}\n";
+  if (load_text(text, &cfg, &err, &file))
+    fail_msg("%s", err);
+  assert_string_equal(cfg.checkpoints.key, "/tmp/keys/lx.sign.key");
+  assert_int_equal(cfg.checkpoints.every, 500);
+  assert_int_equal(cfg.checkpoints.interval, 60);
+  assert_string_equal(cfg.security.server_key, "/etc/lx/server.key");
+  assert_string_equal(cfg.security.clients, "/tmp/clients.yaml");
+  lx_config_free(&cfg);
+  unlink(file);
+  free(file);
+  expect_error(MIN "checkpoints: {every: 5}\n", 11, "checkpoints.key: required");
+  expect_error(MIN "checkpoints: {key: k, interval: 0}\n", 11, "checkpoints.interval: ");
+  expect_error(MIN "security: {server_key: s.key}\n", 11, "security.clients: required");
+  expect_error(MIN "security: {server_key: s.key, clients: c, extra: 1}\n", 11,
+               "security.extra: unknown key");
 }
 
 static void test_aliases_refused(void **state)
@@ -943,6 +967,7 @@ int main(void)
     cmocka_unit_test(test_values_and_plugins),
     cmocka_unit_test(test_tiers),
     cmocka_unit_test(test_plugin_setting_not_scalar),
+    cmocka_unit_test(test_checkpoints_and_security),
     cmocka_unit_test(test_free_zeroed),
     cmocka_unit_test(test_print_schema),
     cmocka_unit_test(test_missing_file),
