@@ -5,20 +5,58 @@
  * Every alert is about a record already committed to the log, so a
  * subscriber that missed some (it was away, or too slow: XPUB drops past
  * the high-water mark) fills the gap with `replay` from the alert's seq.
- * Sending never blocks the loop. The socket's subscription messages are
- * read and dropped, so they never pile up.
+ * Sending never blocks the loop. Subscription messages are always read, so
+ * they never pile up; with keys they are also filtered (grant below).
  */
 #include <errno.h>
 #include <string.h>
 
+#include "auth.h"
 #include "daemon.h"
 #include "log.h"
 
+/* With keys (ZMQ_XPUB_MANUAL), a subscription takes effect only when the
+ * daemon passes it on, so each is narrowed to the subscriber's
+ * jurisdiction: inside it, as asked; wider (a township supervisor asking
+ * for the whole county, or for everything), narrowed to the jurisdiction;
+ * elsewhere, dropped and logged. Unsubscribes are narrowed the same way so
+ * they cancel what was granted. Admins get what they ask for. */
+static void grant(lx_daemon_t *d, zmq_msg_t *m) {
+  const uint8_t *data = zmq_msg_data(m);
+  size_t n = zmq_msg_size(m);
+  if (n < 1 || (data[0] != 0 && data[0] != 1))
+    return;
+  int opt = data[0] ? ZMQ_SUBSCRIBE : ZMQ_UNSUBSCRIBE;
+  const char *topic = (const char *)data + 1;
+  size_t tn = n - 1;
+  const lx_client_t *c = lx_auth_client(d, m);
+  if (!c || (c->role != LX_ROLE_SUPERVISOR && c->role != LX_ROLE_ADMIN)) {
+    lx_warn("alerts", "subscription from %s refused: %s", c ? c->name : "an unregistered key",
+            c ? "its role does not receive alerts" : "not registered");
+    return;
+  }
+  char mine[LX_PATH_MAX + 2];
+  size_t mn = (size_t)snprintf(mine, sizeof mine, "%s.", c->jur);
+  if (c->role == LX_ROLE_ADMIN || (tn >= mn && memcmp(topic, mine, mn) == 0)) {
+    zmq_setsockopt(d->alerts_sock, opt, topic, tn); /* inside: as asked */
+  } else if (tn < mn && memcmp(topic, mine, tn) == 0) {
+    zmq_setsockopt(d->alerts_sock, opt, mine, mn); /* wider: narrowed */
+    lx_info("alerts", "%s asked for \"%.*s\": narrowed to \"%s\"", c->name, (int)tn, topic,
+            mine);
+  } else {
+    lx_warn("alerts", "%s asked for \"%.*s\", outside its jurisdiction %s: dropped", c->name,
+            (int)(tn > 100 ? 100 : tn), topic, c->jur);
+  }
+}
+
 static void on_alerts(lx_zsock_t *zs) {
+  lx_daemon_t *d = zs->data;
   zmq_msg_t m;
   for (int i = 0; i < 1024; i++) {
     zmq_msg_init(&m);
     int rc = zmq_msg_recv(&m, zs->sock, ZMQ_DONTWAIT);
+    if (rc >= 0 && d->secure)
+      grant(d, &m); /* must follow the recv at once: it applies to that pipe */
     zmq_msg_close(&m);
     if (rc < 0)
       break;

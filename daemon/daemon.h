@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "registry.h"
 #include "store.h"
 #include "zsock.h"
 
@@ -42,6 +43,13 @@ typedef struct lx_daemon {
   lx_host_t **hosts;     /* one per configured plugin, in config order */
   size_t n_hosts;
   uv_signal_t sigint, sigterm;
+  /* security (auth.c): CURVE and the registry; all zero when plain */
+  bool secure;
+  lx_registry_t registry;
+  char server_secret[41];
+  void *zap_sock;
+  lx_zsock_t zap_z;
+  uv_signal_t sighup;
   uint64_t started_ms;
   lx_stats_t stats;
   int stopping;
@@ -68,10 +76,11 @@ int lx_alerts_publish(lx_daemon_t *d, uint64_t seq, uint64_t at, const char *kin
                       const uint8_t *extra, size_t extra_len);
 
 /* query.c: the query socket's handler. lx_query_answer decodes one request
- * frame (buf NULL: the frames had the wrong shape) and writes the reply
- * into out; returns 0 or the error code it answered with. */
-int lx_query_answer(lx_daemon_t *d, const uint8_t *buf, size_t len, msgpack_sbuffer *out,
-                    msgpack_zone *zone);
+ * frame (buf NULL: the frames had the wrong shape) from client (NULL
+ * without keys) and writes the reply into out; returns 0 or the error code
+ * it answered with. */
+int lx_query_answer(lx_daemon_t *d, const lx_client_t *client, const uint8_t *buf, size_t len,
+                    msgpack_sbuffer *out, msgpack_zone *zone);
 int lx_query_start(lx_daemon_t *d);
 void lx_query_stop(lx_daemon_t *d);
 

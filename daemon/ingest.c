@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "appeal.h"
+#include "auth.h"
 #include "checkpoint.h"
 #include "clock.h"
 #include "daemon.h"
@@ -38,6 +39,7 @@ typedef struct pending {
   lx_event_t ev;
   lx_error_t err;   /* err.code 0 while the event is still good */
   size_t norm_off, norm_len;
+  uint8_t content[LX_HASH_LEN]; /* what retries are compared on: the event without `by` */
   uint64_t seq;
   bool dup;
 } pending_t;
@@ -108,9 +110,8 @@ static int store_appeal(lx_ingest_t *in, MDB_txn *txn, pending_t *p, const lx_ap
  * p->err), or a store error that dooms the whole transaction. */
 static int apply_one(lx_ingest_t *in, MDB_txn *txn, pending_t *p, uint64_t rat) {
   lx_store_t *s = in->d->store;
-  uint8_t content[LX_HASH_LEN];
+  const uint8_t *content = p->content;
   const uint8_t *ev = (const uint8_t *)in->norm.data + p->norm_off;
-  crypto_generichash(content, sizeof content, ev, p->norm_len, NULL, 0);
   int rc = check_dup(in, txn, p, content);
   if (rc || p->dup || p->err.code)
     return rc;
@@ -281,6 +282,36 @@ static void finish_batch(lx_ingest_t *in, uint64_t rat) {
 
 /* --- reading ---------------------------------------------------------------- */
 
+/* With keys: only a field (or admin) key may publish, only inside its
+ * jurisdiction, and the stored event names the key (`by`). */
+static void authorize(lx_ingest_t *in, pending_t *p) {
+  const lx_client_t *c = lx_auth_client(in->d, &p->frame);
+  if (!c) {
+    lx_fail(&p->err, LX_EDENIED, "the key that sent this is no longer registered");
+    return;
+  }
+  if (c->role != LX_ROLE_FIELD && c->role != LX_ROLE_ADMIN) {
+    lx_fail(&p->err, LX_EDENIED, "key \"%s\" (role %s) may not publish events", c->name,
+            lx_role_name(c->role));
+    return;
+  }
+  if (!lx_within(c->jur, c->jur_len, p->ev.unit.p, p->ev.unit.n)) {
+    lx_fail(&p->err, LX_EDENIED, "unit: \"%.*s\" is outside the jurisdiction of key \"%s\" (%s)",
+            (int)p->ev.unit.n, p->ev.unit.p, c->name, c->jur);
+    return;
+  }
+  /* The stored bytes gain `by` after the rest; the slices in p->ev still
+   * point into the frame, which lives as long as the batch. */
+  size_t off = in->norm.size;
+  if (lx_event_add_by((const uint8_t *)in->norm.data + p->norm_off, p->norm_len, c->name,
+                      strlen(c->name), &in->norm)) {
+    lx_fail(&p->err, LX_EINTERNAL, "cannot record the publishing key");
+    return;
+  }
+  p->norm_off = off;
+  p->norm_len = in->norm.size - off;
+}
+
 static void decode_one(lx_ingest_t *in, pending_t *p, bool shape_ok) {
   const lx_schema_ctx_t *schema = p->internal ? &in->internal_schema : &in->schema;
   memset(&p->ev, 0, sizeof p->ev);
@@ -291,9 +322,14 @@ static void decode_one(lx_ingest_t *in, pending_t *p, bool shape_ok) {
     lx_fail(&p->err, LX_EDECODE, "a request is exactly one frame");
     return;
   }
-  lx_event_decode(zmq_msg_data(&p->frame), zmq_msg_size(&p->frame), schema, &in->zone,
-                  &p->ev, &in->norm, &p->err);
+  if (lx_event_decode(zmq_msg_data(&p->frame), zmq_msg_size(&p->frame), schema, &in->zone,
+                      &p->ev, &in->norm, &p->err))
+    return;
   p->norm_len = in->norm.size - p->norm_off;
+  crypto_generichash(p->content, sizeof p->content, (const uint8_t *)in->norm.data + p->norm_off,
+                     p->norm_len, NULL, 0);
+  if (in->d->secure && !p->internal)
+    authorize(in, p);
 }
 
 /* Reads up to BATCH_MAX waiting requests; returns how many. */

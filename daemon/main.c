@@ -14,6 +14,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "auth.h"
 #include "calendar.h"
 #include "checkpoint.h"
 #include "clock.h"
@@ -124,6 +125,15 @@ static void *bind_socket(lx_daemon_t *d, int type, const char *ep, const char *w
   zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
   if (type == ZMQ_ROUTER)
     zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+  /* With keys, the daemon sees each subscription and grants only what the
+   * subscriber's jurisdiction allows (alerts.c). */
+  if (type == ZMQ_XPUB && d->secure)
+    zmq_setsockopt(s, ZMQ_XPUB_MANUAL, &one, sizeof one);
+  if (lx_auth_secure_socket(d, s)) {
+    lx_error("main", "cannot make the %s socket a CURVE server: %s", what, zmq_strerror(errno));
+    zmq_close(s);
+    return NULL;
+  }
   if (zmq_bind(s, ep)) {
     lx_error("main", "cannot bind the %s socket to %s: %s", what, ep, zmq_strerror(errno));
     zmq_close(s);
@@ -143,12 +153,17 @@ static void on_signal(uv_signal_t *h, int signum) {
   lx_ingest_stop(d);
   lx_query_stop(d);
   lx_alerts_stop(d);
+  lx_auth_stop(d);
   uv_close((uv_handle_t *)&d->sigint, NULL);
   uv_close((uv_handle_t *)&d->sigterm, NULL);
 }
 
 static int start(lx_daemon_t *d) {
-  char err[512];
+  char err[2048];
+  if (lx_auth_start(d, err, sizeof err)) {
+    lx_error("main", "%s", err);
+    return -1;
+  }
   if (lx_store_open(&d->store, d->cfg.store_path, d->cfg.map_size, d->cfg.map_max, err,
                     sizeof err)) {
     lx_error("main", "cannot open the store: %s", err);
@@ -167,6 +182,8 @@ static int start(lx_daemon_t *d) {
     return -1;
   }
   d->zctx = zmq_ctx_new();
+  if (lx_auth_listen(d))
+    return -1;
   if (!(d->ingest_sock = bind_socket(d, ZMQ_ROUTER, d->cfg.ingest_ep, "ingest")) ||
       !(d->alerts_sock = bind_socket(d, ZMQ_XPUB, d->cfg.alerts_ep, "alerts")) ||
       !(d->query_sock = bind_socket(d, ZMQ_ROUTER, d->cfg.query_ep, "query")))
@@ -188,6 +205,7 @@ static void finish(lx_daemon_t *d) {
   for (int i = 0; i < 3; i++)
     if (socks[i])
       zmq_close(socks[i]);
+  lx_auth_free(d);
   if (d->zctx)
     zmq_ctx_term(d->zctx);
   lx_store_free(&d->store);
@@ -238,6 +256,7 @@ int main(int argc, char **argv) {
     lx_ingest_stop(&d);
     lx_query_stop(&d);
     lx_alerts_stop(&d);
+    lx_auth_stop(&d);
     uv_run(d.loop, UV_RUN_DEFAULT);
   }
   finish(&d);

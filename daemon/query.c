@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "appeal.h"
+#include "auth.h"
 #include "clock.h"
 #include "daemon.h"
 #include "log.h"
@@ -27,6 +28,7 @@
 
 typedef struct req {
   lx_daemon_t *d;
+  const lx_client_t *client; /* with keys: who asks; NULL without keys */
   MDB_txn *txn;
   msgpack_packer pk;
   msgpack_sbuffer *out;
@@ -224,11 +226,31 @@ static int parse_replay(const msgpack_object *m, replay_t *rp, uint64_t *from, u
   return 0;
 }
 
+/* Supervisors and field keys see only their jurisdiction; auditors and
+ * admins see everything. */
+static bool confined(const req_t *r) {
+  return r->client && r->client->role != LX_ROLE_AUDITOR && r->client->role != LX_ROLE_ADMIN;
+}
+
+/* A confined replay's unit filter is forced inside the jurisdiction: a
+ * filter inside it stays, a wider one (or none) becomes the jurisdiction,
+ * one elsewhere is refused. */
+static int confine_unit(req_t *r, lx_str_t *unit) {
+  const lx_client_t *c = r->client;
+  if (!confined(r) || (unit->n && lx_within(c->jur, c->jur_len, unit->p, unit->n)))
+    return 0;
+  if (unit->n && !lx_within(unit->p, unit->n, c->jur, c->jur_len))
+    return lx_fail(&r->err, LX_EDENIED, "unit: \"%.*s\" is outside the jurisdiction of key \"%s\" (%s)",
+                   (int)(unit->n > 100 ? 100 : unit->n), unit->p, c->name, c->jur);
+  *unit = (lx_str_t){c->jur, c->jur_len};
+  return 0;
+}
+
 static int do_replay(req_t *r, const msgpack_object *m) {
   replay_t rp = {.r = r};
   uint64_t from, to = 0;
   bool has_to;
-  if (parse_replay(m, &rp, &from, &to, &has_to, &r->err))
+  if (parse_replay(m, &rp, &from, &to, &has_to, &r->err) || confine_unit(r, &rp.unit))
     return r->err.code;
   lx_store_t *s = r->d->store;
   lx_head_t h;
@@ -369,6 +391,12 @@ static int do_appeal(req_t *r, const msgpack_object *m) {
   /* The history gives the list of records, and with `at` the state too. */
   if (lx_store_appeal_scan(r->d->store, r->txn, rb->id, 1, rebuild_one, rb) < 0)
     goto fail;
+  if (rb->exists && confined(r) &&
+      !lx_within(r->client->jur, r->client->jur_len, rb->a.unit, strlen(rb->a.unit))) {
+    rc = lx_fail(&r->err, LX_EDENIED, "appeal: \"%.*s\" is outside the jurisdiction of key \"%s\" (%s)",
+                 (int)rb->id.n, rb->id.p, r->client->name, r->client->jur);
+    goto out;
+  }
   if (!rb->exists) {
     rc = lx_fail(&r->err, LX_ENOTFOUND, "appeal: no appeal \"%.*s\"%s", (int)rb->id.n, rb->id.p,
                  rb->has_at ? " at that time" : "");
@@ -471,6 +499,15 @@ static int do_stats(req_t *r, const msgpack_object *m) {
 typedef int (*op_fn)(req_t *r, const msgpack_object *m);
 static const op_fn op_fns[] = {do_replay, do_appeal, do_head, do_units, do_stats};
 
+/* What each role may ask (PROTOCOL.md's roles): everyone reads `units`;
+ * field keys also their own appeals; supervisors also replay (confined),
+ * head and stats; auditors and admins everything. */
+static bool role_may(const req_t *r, const char *op) {
+  if (!r->client || r->client->role != LX_ROLE_FIELD)
+    return true;
+  return strcmp(op, "units") == 0 || strcmp(op, "appeal") == 0;
+}
+
 static int dispatch(req_t *r, const uint8_t *buf, size_t len) {
   msgpack_object root;
   size_t off = 0;
@@ -491,6 +528,11 @@ static int dispatch(req_t *r, const uint8_t *buf, size_t len) {
       return r->err.code;
     if (lx_store_read_begin(r->d->store, &r->txn))
       return lx_fail(&r->err, LX_EINTERNAL, "cannot read the store");
+    if (!role_may(r, op_table[i].op)) {
+      lx_store_read_end(r->d->store, r->txn);
+      return lx_fail(&r->err, LX_EDENIED, "op: key \"%s\" (role %s) may not use \"%s\"",
+                     r->client->name, lx_role_name(r->client->role), op_table[i].op);
+    }
     int rc = op_fns[i](r, &root);
     lx_store_read_end(r->d->store, r->txn);
     return rc;
@@ -508,12 +550,14 @@ static void pack_error(msgpack_packer *pk, const lx_error_t *e) {
   lx_mp_pack_cstr(pk, e->msg);
 }
 
-int lx_query_answer(lx_daemon_t *d, const uint8_t *buf, size_t len, msgpack_sbuffer *out,
-                    msgpack_zone *zone) {
-  req_t r = {.d = d, .out = out, .zone = zone};
+int lx_query_answer(lx_daemon_t *d, const lx_client_t *client, const uint8_t *buf, size_t len,
+                    msgpack_sbuffer *out, msgpack_zone *zone) {
+  req_t r = {.d = d, .client = client, .out = out, .zone = zone};
   msgpack_packer_init(&r.pk, out, msgpack_sbuffer_write);
-  int rc = buf ? dispatch(&r, buf, len)
-               : lx_fail(&r.err, LX_EDECODE, "a request is exactly one frame");
+  int rc = d->secure && !client
+               ? lx_fail(&r.err, LX_EDENIED, "the key that sent this is no longer registered")
+           : buf ? dispatch(&r, buf, len)
+                 : lx_fail(&r.err, LX_EDECODE, "a request is exactly one frame");
   if (rc) {
     msgpack_sbuffer_clear(out);
     pack_error(&r.pk, &r.err);
@@ -537,8 +581,8 @@ static void on_query(lx_zsock_t *zs) {
       zmq_msg_close(&frame);
       break;
     }
-    lx_query_answer(d, shape_ok ? zmq_msg_data(&frame) : NULL, zmq_msg_size(&frame), &out,
-                    &zone);
+    lx_query_answer(d, lx_auth_client(d, &frame), shape_ok ? zmq_msg_data(&frame) : NULL,
+                    zmq_msg_size(&frame), &out, &zone);
     if (lx_router_send(d->query_sock, &peer, out.data, out.size))
       d->stats.replies_lost++;
     zmq_msg_close(&frame);

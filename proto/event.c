@@ -466,3 +466,30 @@ int lx_event_parse_stored(const uint8_t *buf, size_t len, msgpack_zone *zone, lx
   lx_error_t e;
   return lx_event_decode(buf, len, &any, zone, ev, NULL, &e) ? LX_EDECODE : 0;
 }
+
+int lx_event_add_by(const uint8_t *norm, size_t len, const char *by, size_t by_len,
+                    msgpack_sbuffer *out) {
+  msgpack_zone zone;
+  msgpack_object o;
+  size_t off = 0;
+  msgpack_zone_init(&zone, 1024);
+  int rc = LX_EINTERNAL;
+  if (msgpack_unpack((const char *)norm, len, &off, &zone, &o) == MSGPACK_UNPACK_SUCCESS &&
+      o.type == MSGPACK_OBJECT_MAP) {
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, o.via.map.size + 1);
+    for (uint32_t i = 0; i < o.via.map.size; i++) {
+      /* `by` goes where the envelope table puts it: just before the body. */
+      if (lx_mp_str_eq(&o.via.map.ptr[i].key, "body")) {
+        lx_mp_pack_cstr(&pk, "by");
+        lx_mp_pack_str(&pk, by, by_len);
+      }
+      msgpack_pack_object(&pk, o.via.map.ptr[i].key);
+      msgpack_pack_object(&pk, o.via.map.ptr[i].val);
+    }
+    rc = 0;
+  }
+  msgpack_zone_destroy(&zone);
+  return rc;
+}

@@ -150,6 +150,12 @@ int lx_event_decode(const uint8_t *buf, size_t len, const lx_schema_ctx_t *ctx,
                     msgpack_zone *zone, lx_event_t *ev, msgpack_sbuffer *norm,
                     lx_error_t *e);
 
+/* Writes to out the normalised event `norm` with `by` added to its envelope
+ * (before `body`, as PROTOCOL.md's table orders it). Returns 0 or
+ * LX_EINTERNAL. */
+int lx_event_add_by(const uint8_t *norm, size_t len, const char *by, size_t by_len,
+                    msgpack_sbuffer *out);
+
 /* Reads an already stored (normalised) event back. It was valid when it was
  * stored, so this only re-parses; returns 0 or LX_EDECODE. */
 int lx_event_parse_stored(const uint8_t *buf, size_t len, msgpack_zone *zone,
