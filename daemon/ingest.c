@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "appeal.h"
+#include "apply.h"
 #include "auth.h"
 #include "checkpoint.h"
 #include "clock.h"
@@ -66,74 +66,18 @@ struct lx_ingest {
 
 /* --- one event inside the transaction ---------------------------------- */
 
-/* Answers a retry: the same id with the same content is a dup carrying the
- * original seq; with other content it is E_CONFLICT. */
-static int check_dup(lx_ingest_t *in, MDB_txn *txn, pending_t *p, const uint8_t *content) {
-  uint8_t stored[LX_HASH_LEN];
-  uint64_t seq;
-  int rc = lx_store_id_get(in->d->store, txn, p->ev.id, &seq, stored);
-  if (rc == LX_ENOTFOUND)
-    return 0;
-  if (rc)
-    return rc;
-  if (sodium_memcmp(stored, content, LX_HASH_LEN) != 0) {
-    lx_fail(&p->err, LX_ECONFLICT, "id: \"%.*s\" is already stored (seq %llu) with other content",
-            (int)p->ev.id.n, p->ev.id.p, (unsigned long long)seq);
-    return 0;
-  }
-  p->dup = true;
-  p->seq = seq;
-  return 0;
-}
-
-/* Moves the named appeal to its new state and records the event in its
- * history. `before` is the stored state (if any) and `after` the state
- * lx_appeal_apply computed; seq is the event's own. */
-static int store_appeal(lx_ingest_t *in, MDB_txn *txn, pending_t *p, const lx_appeal_t *before,
-                        bool exists, lx_appeal_t *after) {
-  lx_store_t *s = in->d->store;
-  lx_counters_t *c = lx_store_counters_mut(s);
-  if (p->ev.type == LX_EV_APPEAL) {
-    after->seq = p->seq;
-    c->appeals++;
-  }
-  c->appeals_open += lx_appeal_is_open(after->status);
-  c->appeals_open -= exists && lx_appeal_is_open(before->status);
-  if (p->ev.type == LX_EV_ESCALATION)
-    c->escalations++;
-  int rc = lx_store_appeal_put(s, txn, p->ev.appeal, after);
-  return rc ? rc : lx_store_appeal_link(s, txn, p->ev.appeal, p->seq);
-}
-
-/* Runs one decoded event through dedup, the appeal's state and the append.
- * Returns 0 when the event was stored or answered (dup, or rejected in
- * p->err), or a store error that dooms the whole transaction. */
+/* Runs one decoded event through apply.c (dedup, the appeal's state, the
+ * append, the plugins). Returns 0 when the event was stored or answered
+ * (dup, or rejected in p->err), or a store error that dooms the batch. */
 static int apply_one(lx_ingest_t *in, MDB_txn *txn, pending_t *p, uint64_t rat) {
-  lx_store_t *s = in->d->store;
-  const uint8_t *content = p->content;
-  const uint8_t *ev = (const uint8_t *)in->norm.data + p->norm_off;
-  int rc = check_dup(in, txn, p, content);
-  if (rc || p->dup || p->err.code)
-    return rc;
-  lx_appeal_t before, after;
-  bool exists = false;
-  if (p->ev.appeal.n) {
-    rc = lx_store_appeal_get(s, txn, p->ev.appeal, &before);
-    if (rc && rc != LX_ENOTFOUND)
-      return rc;
-    exists = rc == 0;
-    after = before;
-    if (lx_appeal_apply(&after, exists, &p->ev, 0, (int64_t)rat, &p->err))
-      return 0; /* E_STATE or E_CONFLICT: answered, nothing stored */
-  }
-  if ((rc = lx_store_append(s, txn, rat, ev, p->norm_len, &p->seq)) ||
-      (rc = lx_store_id_put(s, txn, p->ev.id, p->seq, content)) ||
-      (p->ev.appeal.n && (rc = store_appeal(in, txn, p, &before, exists, &after))))
-    return rc;
-  if (p->ev.type == LX_EV_CHECKPOINT)
-    lx_store_set_checkpoint(s, p->seq);
-  lx_plugins_apply(in->d, txn, p->seq, rat, &p->ev, ev, p->norm_len);
-  return 0;
+  lx_apply_t a = {.ev = &p->ev, .bytes = (const uint8_t *)in->norm.data + p->norm_off,
+                  .len = p->norm_len, .content = p->content, .rat = rat};
+  int rc = lx_apply_record(in->d, txn, &a);
+  p->seq = a.seq;
+  p->dup = a.dup;
+  if (a.err.code)
+    p->err = a.err;
+  return rc;
 }
 
 /* --- the batch ------------------------------------------------------------ */

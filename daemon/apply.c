@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * apply.c: see apply.h. Everything here runs inside one LMDB write
+ * transaction and changes the log and the state beside it together.
+ */
+#include <sodium.h>
+
+#include "appeal.h"
+#include "apply.h"
+#include "plugin_host.h"
+
+/* Answers a retry: the same id with the same content is a dup carrying the
+ * original seq; with other content it is E_CONFLICT. */
+static int check_dup(lx_store_t *s, MDB_txn *txn, lx_apply_t *a) {
+  uint8_t stored[LX_HASH_LEN];
+  uint64_t seq;
+  int rc = lx_store_id_get(s, txn, a->ev->id, &seq, stored);
+  if (rc == LX_ENOTFOUND)
+    return 0;
+  if (rc)
+    return rc;
+  if (sodium_memcmp(stored, a->content, LX_HASH_LEN) != 0) {
+    lx_fail(&a->err, LX_ECONFLICT, "id: \"%.*s\" is already stored (seq %llu) with other content",
+            (int)a->ev->id.n, a->ev->id.p, (unsigned long long)seq);
+    return 0;
+  }
+  a->dup = true;
+  a->seq = seq;
+  return 0;
+}
+
+/* Moves the named appeal to its new state, records the event in its
+ * history, and keeps the counters. */
+static int store_appeal(lx_store_t *s, MDB_txn *txn, const lx_apply_t *a,
+                        const lx_appeal_t *before, bool exists, lx_appeal_t *after) {
+  lx_counters_t *c = lx_store_counters_mut(s);
+  if (a->ev->type == LX_EV_APPEAL) {
+    after->seq = a->seq;
+    c->appeals++;
+  }
+  c->appeals_open += lx_appeal_is_open(after->status);
+  c->appeals_open -= exists && lx_appeal_is_open(before->status);
+  if (a->ev->type == LX_EV_ESCALATION)
+    c->escalations++;
+  int rc = lx_store_appeal_put(s, txn, a->ev->appeal, after);
+  return rc ? rc : lx_store_appeal_link(s, txn, a->ev->appeal, a->seq);
+}
+
+int lx_apply_record(lx_daemon_t *d, MDB_txn *txn, lx_apply_t *a) {
+  lx_store_t *s = d->store;
+  a->seq = 0;
+  a->dup = false;
+  a->err.code = 0;
+  int rc = check_dup(s, txn, a);
+  if (rc || a->dup || a->err.code)
+    return rc;
+  lx_appeal_t before, after;
+  bool exists = false;
+  if (a->ev->appeal.n) {
+    rc = lx_store_appeal_get(s, txn, a->ev->appeal, &before);
+    if (rc && rc != LX_ENOTFOUND)
+      return rc;
+    exists = rc == 0;
+    after = before;
+    if (lx_appeal_apply(&after, exists, a->ev, 0, (int64_t)a->rat, &a->err))
+      return 0; /* E_STATE or E_CONFLICT: answered, nothing stored */
+  }
+  if ((rc = lx_store_append(s, txn, a->rat, a->bytes, a->len, &a->seq)) ||
+      (rc = lx_store_id_put(s, txn, a->ev->id, a->seq, a->content)) ||
+      (a->ev->appeal.n && (rc = store_appeal(s, txn, a, &before, exists, &after))))
+    return rc;
+  if (a->ev->type == LX_EV_CHECKPOINT)
+    lx_store_set_checkpoint(s, a->seq);
+  lx_plugins_apply(d, txn, a->seq, a->rat, a->ev, a->bytes, a->len);
+  return 0;
+}
