@@ -1821,3 +1821,20 @@ void lx_config_print_schema(FILE *out)
       fprintf(out, "%s.* (any)\n    other keys belong to the plugin\n", sec->path);
   }
 }
+
+int lx_config_tier_days(const lx_config_t *cfg, int tier, const char *category, size_t len,
+                        bool urgent)
+{
+  const lx_deadlines_t *dl = &cfg->deadlines;
+  if (tier < LX_TIER_COMMUNITY || tier > LX_TIER_COUNTY)
+    return -1;
+  for (size_t i = 0; i < dl->n_overrides; i++) {
+    const lx_deadline_override_t *o = &dl->overrides[i];
+    if (strlen(o->category) != len || memcmp(o->category, category, len) != 0)
+      continue;
+    int v = urgent ? o->urgent.days[tier] : o->normal.days[tier];
+    if (v > 0)
+      return v;
+  }
+  return urgent ? dl->urgent.days[tier] : dl->normal.days[tier];
+}

@@ -10,6 +10,7 @@
 #ifndef LX_CONFIG_H
 #define LX_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -168,6 +169,12 @@ int lx_config_find_unit(const lx_config_t *cfg, const char *path, size_t len);
 
 /* Finds a category by code; returns its index or -1. */
 int lx_config_find_category(const lx_config_t *cfg, const char *code, size_t len);
+
+/* Working days allowed at `tier` for an appeal of `category` (len bytes)
+ * and priority: the category's override if it has one, else the default.
+ * Returns -1 for a tier that is not 1..3. */
+int lx_config_tier_days(const lx_config_t *cfg, int tier, const char *category, size_t len,
+                        bool urgent);
 
 /* Returns the tier name ("community", "township", "county") or "?". */
 const char *lx_tier_name(int tier);

@@ -318,7 +318,7 @@ static bool category_ok(void *arg, const char *code, size_t len) {
 }
 
 void lx_daemon_schema_ctx(lx_daemon_t *d, lx_schema_ctx_t *ctx) {
-  *ctx = (lx_schema_ctx_t){unit_ok, category_ok, d, false, NULL};
+  *ctx = (lx_schema_ctx_t){.unit_ok = unit_ok, .category_ok = category_ok, .arg = d};
 }
 
 static bool plugin_type(void *arg, const char *name, size_t len) {

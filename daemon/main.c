@@ -14,6 +14,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "audit.h"
 #include "auth.h"
 #include "calendar.h"
 #include "checkpoint.h"
@@ -23,7 +24,7 @@
 #include "plugin_host.h"
 
 typedef struct opts {
-  const char *config, *data, *ingest, *alerts, *query, *check;
+  const char *config, *data, *ingest, *alerts, *query, *check, *audit;
   const char *log_level;
 } opts_t;
 
@@ -44,6 +45,10 @@ static void usage(FILE *f) {
           "                           EP is any ZeroMQ endpoint: tcp://127.0.0.1:7601, ipc:///run/lx.sock\n"
           "      --check-config FILE  check FILE, print each problem as FILE:LINE: key: reason,\n"
           "                           and exit 0 if it is valid, 1 if not\n"
+          "      --audit DIR          rebuild the state of the store in DIR (live or a backup)\n"
+          "                           from its log alone, compare it with the stored state,\n"
+          "                           re-check every escalation, print a report; exit 0 when\n"
+          "                           there is no discrepancy, 1 when there is, 2 on error\n"
           "      --log-level LEVEL    error, warn, info (default) or debug\n"
           "  -h, --help               this help\n"
           "  -V, --version            print the version\n"
@@ -55,12 +60,13 @@ static void usage(FILE *f) {
 }
 
 static int parse_args(int argc, char **argv, opts_t *o) {
-  enum { O_INGEST = 256, O_ALERTS, O_QUERY, O_CHECK, O_LOGLEVEL };
+  enum { O_INGEST = 256, O_ALERTS, O_QUERY, O_CHECK, O_LOGLEVEL, O_AUDIT };
   static const struct option longs[] = {
       {"config", required_argument, NULL, 'c'}, {"data", required_argument, NULL, 'd'},
       {"ingest", required_argument, NULL, O_INGEST}, {"alerts", required_argument, NULL, O_ALERTS},
       {"query", required_argument, NULL, O_QUERY}, {"check-config", required_argument, NULL, O_CHECK},
       {"log-level", required_argument, NULL, O_LOGLEVEL}, {"help", no_argument, NULL, 'h'},
+      {"audit", required_argument, NULL, O_AUDIT},
       {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0},
   };
   int c;
@@ -73,6 +79,7 @@ static int parse_args(int argc, char **argv, opts_t *o) {
     case O_QUERY: o->query = optarg; break;
     case O_CHECK: o->check = optarg; break;
     case O_LOGLEVEL: o->log_level = optarg; break;
+    case O_AUDIT: o->audit = optarg; break;
     case 'h': usage(stdout); exit(0);
     case 'V': printf("lianxind 0.1.0 (protocol 1)\n"); exit(0);
     default: usage(stderr); return -1;
@@ -229,6 +236,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "lianxind: LIANXIN_FAKE_CLOCK: expected START_MS[:SPEED]\n");
     return 2;
   }
+  if (o.audit)
+    return lx_audit_run(o.config, o.audit, stdout);
   if (lx_config_load(o.config, &d.cfg, &errors)) {
     fputs(errors ? errors : "invalid configuration\n", stderr);
     free(errors);

@@ -121,18 +121,7 @@ static int64_t h_next_workday_end(lx_host_t *h, int64_t from) {
 }
 
 static int h_tier_days(lx_host_t *h, int tier, lx_slice_t category, int urgent) {
-  const lx_deadlines_t *dl = &h->d->cfg.deadlines;
-  if (tier < LX_COMMUNITY || tier > LX_COUNTY)
-    return -1;
-  for (size_t i = 0; i < dl->n_overrides; i++) {
-    const lx_deadline_override_t *o = &dl->overrides[i];
-    if (strlen(o->category) != category.n || memcmp(o->category, category.p, category.n))
-      continue;
-    int v = urgent ? o->urgent.days[tier] : o->normal.days[tier];
-    if (v > 0)
-      return v;
-  }
-  return urgent ? dl->urgent.days[tier] : dl->normal.days[tier];
+  return lx_config_tier_days(&h->d->cfg, tier, category.p, category.n, urgent);
 }
 
 static int h_db_open(lx_host_t *h, const char *name, lx_db_t *db) {

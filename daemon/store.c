@@ -182,6 +182,8 @@ MDB_env *lx_store_env(lx_store_t *s) { return s->env; }
 lx_counters_t *lx_store_counters_mut(lx_store_t *s) { return &s->cnt_tx; }
 void lx_store_set_checkpoint(lx_store_t *s, uint64_t seq) { s->head_tx.checkpoint = seq; }
 
+const uint8_t *lx_store_head_tx_hash(const lx_store_t *s) { return s->head_tx.hash; }
+
 uint64_t lx_store_next_seq(const lx_store_t *s) { return s->head_tx.seq + 1; }
 
 uint64_t lx_store_next_rat(const lx_store_t *s, uint64_t now_ms) {

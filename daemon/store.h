@@ -96,6 +96,9 @@ int lx_store_grow(lx_store_t *s);
 /* The receive time for the next record: max(previous rat, now). */
 uint64_t lx_store_next_rat(const lx_store_t *s, uint64_t now_ms);
 
+/* The chain hash of the last record appended in the open transaction. */
+const uint8_t *lx_store_head_tx_hash(const lx_store_t *s);
+
 /* The seq the next append in the open transaction will get. */
 uint64_t lx_store_next_seq(const lx_store_t *s);
 

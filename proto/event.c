@@ -357,7 +357,8 @@ static int walk_map(const schema_t *sc, const msgpack_object *map, lx_event_t *e
     return rc;
   int present = 0;
   for (int i = 0; i < sc->n; i++)
-    present += slot[i] != NULL || sc->fields[i].dflt != NULL;
+    present += (slot[i] != NULL || sc->fields[i].dflt != NULL) &&
+               !(ctx->drop_by && sc->fields[i].slot == S_BY);
   if (pk)
     msgpack_pack_map(pk, present);
   for (int i = 0; i < sc->n; i++) {
@@ -377,6 +378,8 @@ static int walk_map(const schema_t *sc, const msgpack_object *map, lx_event_t *e
     if ((rc = check_value(sc, f, o, &idx, e)))
       return rc;
     fill(ev, f->slot, o, idx);
+    if (f->slot == S_BY && ctx->drop_by)
+      continue; /* read, but left out of the normalised bytes */
     if (pk)
       lx_mp_pack_cstr(pk, f->key);
     if (f->kind == K_MAP)
@@ -460,6 +463,14 @@ int lx_event_decode(const uint8_t *buf, size_t len, const lx_schema_ctx_t *ctx,
 }
 
 static bool any_type(void *arg, const char *name, size_t len) { return true; }
+
+int lx_event_content(const uint8_t *buf, size_t len, msgpack_zone *zone, lx_event_t *ev,
+                     msgpack_sbuffer *norm) {
+  static const lx_schema_ctx_t any = {.allow_daemon_types = true, .plugin_type = any_type,
+                                      .drop_by = true};
+  lx_error_t e;
+  return lx_event_decode(buf, len, &any, zone, ev, norm, &e) ? LX_EDECODE : 0;
+}
 
 int lx_event_parse_stored(const uint8_t *buf, size_t len, msgpack_zone *zone, lx_event_t *ev) {
   static const lx_schema_ctx_t any = {.allow_daemon_types = true, .plugin_type = any_type};

@@ -131,6 +131,7 @@ typedef struct lx_schema_ctx {
    * event's body may be any map of scalars; a string `appeal` in it names
    * the appeal the record belongs to. NULL: no plugin types. */
   bool (*plugin_type)(void *arg, const char *name, size_t len);
+  bool drop_by; /* leave `by` out of the normalised bytes (see lx_event_content) */
 } lx_schema_ctx_t;
 
 /* Checks the structure of a msgpack buffer without allocating: exactly one
@@ -155,6 +156,12 @@ int lx_event_decode(const uint8_t *buf, size_t len, const lx_schema_ctx_t *ctx,
  * LX_EINTERNAL. */
 int lx_event_add_by(const uint8_t *norm, size_t len, const char *by, size_t by_len,
                     msgpack_sbuffer *out);
+
+/* Re-reads a stored event and writes to norm its content: the normalised
+ * bytes without `by`, which is what a retry is compared on. Returns 0 or
+ * LX_EDECODE. */
+int lx_event_content(const uint8_t *buf, size_t len, msgpack_zone *zone, lx_event_t *ev,
+                     msgpack_sbuffer *norm);
 
 /* Reads an already stored (normalised) event back. It was valid when it was
  * stored, so this only re-parses; returns 0 or LX_EDECODE. */
