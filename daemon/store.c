@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "log.h"
 #include "store.h"
@@ -26,6 +27,7 @@
 
 struct lx_store {
   MDB_env *env;
+  char *dir;
   MDB_dbi log, ids, appeals, appeal_ev, meta;
   uint64_t map_size, map_max;
   lx_head_t head, head_tx;          /* committed, and staged in the open txn */
@@ -134,6 +136,8 @@ int lx_store_open(lx_store_t **out, const char *dir, uint64_t map_size, uint64_t
     goto fail;
   s->map_size = map_size;
   s->map_max = map_max < map_size ? map_size : map_max;
+  if (!(s->dir = strdup(dir)))
+    goto fail;
   if (mkdir(dir, 0750) && errno != EEXIST) {
     rc = errno;
     op = "mkdir";
@@ -163,6 +167,8 @@ fail:
   snprintf(err, errlen, "%s: %s: %s", dir, op, mdb_strerror(rc));
   if (s && s->env)
     mdb_env_close(s->env);
+  if (s)
+    free(s->dir);
   free(s);
   return -1;
 }
@@ -172,6 +178,7 @@ void lx_store_free(lx_store_t **sp) {
   if (!s)
     return;
   mdb_env_close(s->env);
+  free(s->dir);
   free(s);
   *sp = NULL;
 }
@@ -214,6 +221,12 @@ static int write_meta(lx_store_t *s, MDB_txn *txn) {
   return store_err(mdb_put(txn, s->meta, &k, &v, 0), "mdb_put meta counters");
 }
 
+/* True when the store's filesystem has less than 4 MiB left. */
+static bool disk_nearly_full(const lx_store_t *s) {
+  struct statvfs v;
+  return statvfs(s->dir, &v) == 0 && (uint64_t)v.f_bavail * v.f_frsize < (4u << 20);
+}
+
 int lx_store_commit(lx_store_t *s, MDB_txn *txn) {
   int rc = write_meta(s, txn);
   if (rc) {
@@ -221,6 +234,8 @@ int lx_store_commit(lx_store_t *s, MDB_txn *txn) {
     return rc;
   }
   rc = mdb_txn_commit(txn); /* frees txn whatever the outcome */
+  if (rc == EIO && disk_nearly_full(s))
+    rc = ENOSPC; /* LMDB reports a short write as EIO: here it was a full disk */
   if (rc)
     return store_err(rc, "mdb_txn_commit");
   s->head = s->head_tx;
