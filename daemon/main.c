@@ -120,7 +120,12 @@ static void override(char **slot, const char *value) {
 /* Creates, configures and binds one socket. */
 static void *bind_socket(lx_daemon_t *d, int type, const char *ep, const char *what) {
   void *s = zmq_socket(d->zctx, type);
-  int zero = 0, one = 1, hwm = 100000;
+  /* Per connection: at most RCVHWM requests waiting to be read (a sender
+   * past it is held back by ZeroMQ, not buffered) and SNDHWM replies or
+   * alerts waiting to be taken (past it they are dropped: a client that
+   * never reads its acks loses acks, never the daemon's memory). With the
+   * 1 MiB frame cap that bounds each connection's queues. */
+  int zero = 0, one = 1, rcvhwm = 1000, sndhwm = 10000;
   int64_t maxmsg = LX_FRAME_MAX;
   if (!s)
     return NULL;
@@ -128,8 +133,8 @@ static void *bind_socket(lx_daemon_t *d, int type, const char *ep, const char *w
   /* A frame over 1 MiB is refused by the transport (the peer is dropped);
    * up to that, the daemon reads it and answers E_TOO_BIG past 64 KiB. */
   zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
-  zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
-  zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
+  zmq_setsockopt(s, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm);
+  zmq_setsockopt(s, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
   if (type == ZMQ_ROUTER)
     zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
   /* With keys, the daemon sees each subscription and grants only what the
