@@ -119,7 +119,7 @@ static void commit_with_growth(lx_ingest_t *in, uint64_t rat) {
   int rc;
   /* apply_one may reject an event (E_STATE) on one attempt; a retry after
    * growth must start from the decoded state, so keep which were good. */
-  bool *good = calloc(in->n ? in->n : 1, sizeof *good);
+  static bool good[BATCH_MAX]; /* the loop thread is the only caller */
   for (size_t i = 0; i < in->n; i++)
     good[i] = in->batch[i].err.code == 0;
   for (;;) {
@@ -141,7 +141,6 @@ static void commit_with_growth(lx_ingest_t *in, uint64_t rat) {
   } else {
     in->d->stats.batches++;
   }
-  free(good);
 }
 
 /* --- replies --------------------------------------------------------------- */
