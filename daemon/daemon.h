@@ -37,6 +37,9 @@ typedef struct lx_daemon {
   void *zctx;
   void *ingest_sock, *alerts_sock, *query_sock;
   lx_zsock_t ingest_z, alerts_z, query_z;
+  msgpack_sbuffer query_out; /* query.c: the reply being built */
+  msgpack_zone query_zone;
+  bool query_ready;
   lx_ingest_t *ingest;
   lx_calendar_t *cal;
   lx_ckpt_t *ckpt;       /* NULL when checkpoints are off */

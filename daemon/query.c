@@ -105,8 +105,7 @@ typedef struct replay {
   lx_str_t ptypes[8];    /* plugin type names asked for (bit LX_EV_PLUGIN) */
   int n_ptypes;
   bool stopped;          /* a bound was hit before hi */
-  msgpack_sbuffer recs;
-  msgpack_packer rpk;
+  msgpack_sbuffer *out;  /* the reply: records are written straight into it */
 } replay_t;
 
 static bool unit_matches(lx_str_t prefix, lx_str_t unit) {
@@ -137,11 +136,39 @@ static bool record_matches(replay_t *rp, const lx_record_t *rec) {
   return !rp->unit.n || unit_matches(rp->unit, ev.unit);
 }
 
+static uint8_t *put_be(uint8_t *p, uint64_t v, int n) {
+  for (int i = n - 1; i >= 0; i--, v >>= 8)
+    p[i] = (uint8_t)v;
+  return p + n;
+}
+
+/* Writes {"seq", "rat", "hash", "ev"} in two writes: replay is the hot
+ * read path (a million records a second is the target), so the fixed part
+ * is laid out by hand, with 64-bit integer forms (valid MessagePack,
+ * decoded like any other). */
+static void put_record(msgpack_sbuffer *out, const lx_record_t *rec) {
+  uint8_t h[96], *p = h;
+  *p++ = 0x84;
+  memcpy(p, "\xa3seq\xcf", 5), p = put_be(p + 5, rec->seq, 8);
+  memcpy(p, "\xa3rat\xcf", 5), p = put_be(p + 5, rec->rat, 8);
+  memcpy(p, "\xa4hash\xc4\x20", 7), p += 7;
+  memcpy(p, rec->hash, LX_HASH_LEN), p += LX_HASH_LEN;
+  memcpy(p, "\xa2" "ev", 3), p += 3;
+  if (rec->ev_len < 256)
+    *p++ = 0xc4, *p++ = (uint8_t)rec->ev_len;
+  else if (rec->ev_len < 65536)
+    *p++ = 0xc5, p = put_be(p, rec->ev_len, 2);
+  else
+    *p++ = 0xc6, p = put_be(p, rec->ev_len, 4);
+  msgpack_sbuffer_write(out, (const char *)h, (size_t)(p - h));
+  msgpack_sbuffer_write(out, (const char *)rec->ev, rec->ev_len);
+}
+
 static int replay_one(void *arg, const lx_record_t *rec) {
   replay_t *rp = arg;
   if (rec->seq > rp->hi)
     return 1;
-  if (rp->sent >= rp->limit || rp->scanned >= SCAN_MAX || rp->recs.size >= REPLY_BYTES_MAX) {
+  if (rp->sent >= rp->limit || rp->scanned >= SCAN_MAX || rp->out->size >= REPLY_BYTES_MAX) {
     rp->stopped = true;
     return 1;
   }
@@ -149,16 +176,7 @@ static int replay_one(void *arg, const lx_record_t *rec) {
   rp->last = rec->seq;
   if (!record_matches(rp, rec))
     return 0;
-  msgpack_packer *pk = &rp->rpk;
-  msgpack_pack_map(pk, 4);
-  lx_mp_pack_cstr(pk, "seq");
-  msgpack_pack_uint64(pk, rec->seq);
-  lx_mp_pack_cstr(pk, "rat");
-  msgpack_pack_uint64(pk, rec->rat);
-  lx_mp_pack_cstr(pk, "hash");
-  msgpack_pack_bin_with_body(pk, rec->hash, LX_HASH_LEN);
-  lx_mp_pack_cstr(pk, "ev");
-  msgpack_pack_bin_with_body(pk, rec->ev, rec->ev_len);
+  put_record(rp->out, rec);
   rp->sent++;
   return 0;
 }
@@ -276,16 +294,22 @@ static int do_replay(req_t *r, const msgpack_object *m) {
         rp.hi = last;
     }
   }
-  msgpack_sbuffer_init(&rp.recs);
-  msgpack_packer_init(&rp.rpk, &rp.recs, msgpack_sbuffer_write);
+  /* {"ok", "records": [...], "next", "head"}: the records' count is known
+   * at the end, so the array takes the 32-bit count form, filled in then. */
+  msgpack_pack_map(&r->pk, 4);
+  lx_mp_pack_cstr(&r->pk, "ok");
+  msgpack_pack_true(&r->pk);
+  lx_mp_pack_cstr(&r->pk, "records");
+  size_t count_at = r->out->size;
+  msgpack_sbuffer_write(r->out, "\xdd\0\0\0\0", 5);
+  rp.out = r->out;
   int rc = 0;
   if (lo <= rp.hi)
     rc = rp.appeal.n ? lx_store_appeal_scan(s, r->txn, rp.appeal, lo, replay_appeal_seq, &rp)
                      : lx_store_scan(s, r->txn, lo, rp.hi, replay_one, &rp);
-  if (rc < 0) {
-    msgpack_sbuffer_destroy(&rp.recs);
+  if (rc < 0)
     return lx_fail(&r->err, LX_EINTERNAL, "reading the log failed");
-  }
+  put_be((uint8_t *)r->out->data + count_at + 1, rp.sent, 4);
   uint64_t next;
   if (lo > rp.hi)
     next = cut ? (end > snap ? end : snap) + 1 : (lo > rp.hi + 1 ? lo : rp.hi + 1);
@@ -293,17 +317,10 @@ static int do_replay(req_t *r, const msgpack_object *m) {
     next = rp.last + 1;
   else
     next = cut ? (end > snap ? end : snap) + 1 : rp.hi + 1;
-  msgpack_pack_map(&r->pk, 4);
-  lx_mp_pack_cstr(&r->pk, "ok");
-  msgpack_pack_true(&r->pk);
-  lx_mp_pack_cstr(&r->pk, "records");
-  msgpack_pack_array(&r->pk, rp.sent);
-  msgpack_sbuffer_write(r->out, rp.recs.data, rp.recs.size);
   lx_mp_pack_cstr(&r->pk, "next");
   msgpack_pack_uint64(&r->pk, next);
   lx_mp_pack_cstr(&r->pk, "head");
   msgpack_pack_uint64(&r->pk, snap);
-  msgpack_sbuffer_destroy(&rp.recs);
   return 0;
 }
 
@@ -568,10 +585,7 @@ int lx_query_answer(lx_daemon_t *d, const lx_client_t *client, const uint8_t *bu
 
 static void on_query(lx_zsock_t *zs) {
   lx_daemon_t *d = zs->data;
-  msgpack_sbuffer out;
-  msgpack_zone zone;
-  msgpack_sbuffer_init(&out);
-  msgpack_zone_init(&zone, 4096);
+  msgpack_sbuffer *out = &d->query_out;
   for (int i = 0; i < REQUESTS_PER_WAKEUP; i++) {
     lx_peer_t peer;
     zmq_msg_t frame;
@@ -582,20 +596,30 @@ static void on_query(lx_zsock_t *zs) {
       break;
     }
     lx_query_answer(d, lx_auth_client(d, &frame), shape_ok ? zmq_msg_data(&frame) : NULL,
-                    zmq_msg_size(&frame), &out, &zone);
-    if (lx_router_send(d->query_sock, &peer, out.data, out.size))
+                    zmq_msg_size(&frame), out, &d->query_zone);
+    if (lx_router_send(d->query_sock, &peer, out->data, out->size))
       d->stats.replies_lost++;
     zmq_msg_close(&frame);
-    msgpack_sbuffer_clear(&out);
-    msgpack_zone_clear(&zone);
+    msgpack_sbuffer_clear(out);
+    msgpack_zone_clear(&d->query_zone);
   }
-  msgpack_sbuffer_destroy(&out);
-  msgpack_zone_destroy(&zone);
   lx_zsock_rearm(zs);
 }
 
 int lx_query_start(lx_daemon_t *d) {
+  /* One reply buffer for the daemon's life: a replay page of megabytes is
+   * not grown from nothing for every request. */
+  msgpack_sbuffer_init(&d->query_out);
+  msgpack_zone_init(&d->query_zone, 4096);
+  d->query_ready = true;
   return lx_zsock_init(d->loop, &d->query_z, d->query_sock, on_query, d);
 }
 
-void lx_query_stop(lx_daemon_t *d) { lx_zsock_close(&d->query_z); }
+void lx_query_stop(lx_daemon_t *d) {
+  lx_zsock_close(&d->query_z);
+  if (d->query_ready) {
+    msgpack_sbuffer_destroy(&d->query_out);
+    msgpack_zone_destroy(&d->query_zone);
+    d->query_ready = false;
+  }
+}
