@@ -3,7 +3,9 @@
  * cli.h: what the parts of the `lianxin` client share.
  *
  * lianxin.c holds the option parsing, the transport and most commands;
- * watch.c holds `watch`. Everything here is defined in lianxin.c unless
+ * watch.c holds `watch`; verify.c and backup.c the auditor's tools
+ * (verify, backup, export, import; audit_tools.h); timeparse.c the parser of
+ * the times people type. Everything here is defined in lianxin.c unless
  * said otherwise.
  */
 #ifndef LX_CLI_H
@@ -46,6 +48,7 @@ enum {
   OPT_INGEST = 256, OPT_QUERY, OPT_TIMEOUT, OPT_KEY, OPT_SERVER_KEY, OPT_ALERTS, OPT_COMPACT,
   OPT_WINDOW, OPT_FILL, OPT_FROM, OPT_TO, OPT_LIMIT, OPT_SINCE, OPT_UNTIL,
   OPT_UNIT, OPT_TYPES, OPT_APPEAL, OPT_AT, OPT_SIGN, OPT_COUNT, OPT_JSON,
+  OPT_DATA, OPT_SIGN_PUB, OPT_CONFIG,
 };
 
 /* One reply frame, unpacked. The objects point into buf. */
@@ -70,10 +73,27 @@ void print_json(const cJSON *j, bool pretty);
 void *socket_open_type(cli_t *c, int type, const char *ep, int hwm, const char *subscribe);
 void reply_free(reply_t *r);
 int reply_recv(cli_t *c, void *s, const char *ep, reply_t *r);
+/* Sends one request on the query socket s and waits for its reply. */
+int query_roundtrip(cli_t *c, void *s, const msgpack_sbuffer *req, reply_t *r);
 void report_refusal(const char *what, const msgpack_object *reply);
 
 int cmd_getopt(cli_t *c, int argc, char **argv, const struct option *own);
 void cmd_usage_exit(const cli_t *c) __attribute__((noreturn));
+
+/* timeparse.c: a time as people type it, to ms since the epoch: integer
+ * ms, 2026-11-01 (local midnight), 2026-11-01T08:00[:SS[.fff]] (local),
+ * with Z or an offset (+08:00, +0800, +08). False when s is none of these
+ * or before the epoch. */
+bool lx_time_parse(const char *s, int64_t *ms);
+#define LX_TIME_FORMS "milliseconds since the epoch, 2026-11-01 (local midnight), " \
+  "2026-11-01T08:00 (local time), 2026-11-01T08:00+08:00 or 2026-11-01T00:00Z"
+
+/* verify.c, backup.c: verify, backup, export, import (see audit_tools.h). */
+int cmd_verify(cli_t *c, int argc, char **argv);
+int cmd_backup(cli_t *c, int argc, char **argv);
+int cmd_export(cli_t *c, int argc, char **argv);
+int cmd_import(cli_t *c, int argc, char **argv);
+int cmd_audit(cli_t *c, int argc, char **argv);
 
 /* watch.c */
 int cmd_watch(cli_t *c, int argc, char **argv);

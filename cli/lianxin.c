@@ -259,7 +259,7 @@ int reply_recv(cli_t *c, void *s, const char *ep, reply_t *r)
 }
 
 /* Sends one request on the query socket s and waits for its reply. */
-static int query_roundtrip(cli_t *c, void *s, const msgpack_sbuffer *req, reply_t *r)
+int query_roundtrip(cli_t *c, void *s, const msgpack_sbuffer *req, reply_t *r)
 {
   if (zmq_send(s, req->data, req->size, 0) < 0) {
     cli_err("send to %s: %s", c->query, zmq_strerror(errno));
@@ -296,6 +296,11 @@ static const char main_help[] =
   "  appeal ID          an appeal's state (now, or --at a past time)\n"
   "  watch PREFIX       print alerts about units under PREFIX as they come\n"
   "  keygen NAME        write a CURVE key pair (or --sign: an Ed25519 pair)\n"
+  "  verify             recompute the hash chain, checkpoints and head (auditors)\n"
+  "  backup DIR         a consistent, compacted copy of a store, daemon running\n"
+  "  export             the log as JSON Lines (with each event's exact bytes)\n"
+  "  import FILE        a new store from an export, verified line by line\n"
+  "  audit              rebuild the state from the log, compare, re-check escalations\n"
   "  help [COMMAND]     this text, or a command's\n"
   "\n"
   "Options (before or after the command):\n"
@@ -383,6 +388,15 @@ static int cmd_plain_opts(cli_t *c, int argc, char **argv)
 
 /* --- head, units, stats, appeal ----------------------------------------- */
 
+/* --since, --until, --at: a time as people type it (timeparse.c). */
+static void time_opt(cli_t *c, const char *name, const char *arg, int64_t *out)
+{
+  if (!lx_time_parse(arg, out)) {
+    cli_err("%s: --%s expects %s; got '%s'", c->cmd->name, name, LX_TIME_FORMS, arg);
+    cmd_usage_exit(c);
+  }
+}
+
 /* Sends one query, prints the reply as JSON; exit 1 when ok is not true. */
 static int query_print(cli_t *c, const msgpack_sbuffer *req)
 {
@@ -440,10 +454,7 @@ static int cmd_appeal(cli_t *c, int argc, char **argv)
     if (o == OPT_COMPACT) {
       c->compact = true;
     } else if (o == OPT_AT) {
-      if (!parse_i64(optarg, 0, INT64_MAX, &at)) {
-        cli_err("appeal: --at expects milliseconds since the epoch, got '%s'", optarg);
-        cmd_usage_exit(c);
-      }
+      time_opt(c, "at", optarg, &at);
       has_at = true;
     }
   }
@@ -644,8 +655,8 @@ static int cmd_replay(cli_t *c, int argc, char **argv)
     case OPT_FROM: replay_int_opt(c, "from", optarg, 1, INT64_MAX, &o.from); break;
     case OPT_TO: replay_int_opt(c, "to", optarg, 0, INT64_MAX, &o.to); o.has_to = true; break;
     case OPT_LIMIT: replay_int_opt(c, "limit", optarg, 1, MAX_PAGE, &o.limit); break;
-    case OPT_SINCE: replay_int_opt(c, "since", optarg, 0, INT64_MAX, &o.since); o.has_since = true; break;
-    case OPT_UNTIL: replay_int_opt(c, "until", optarg, 0, INT64_MAX, &o.until); o.has_until = true; break;
+    case OPT_SINCE: time_opt(c, "since", optarg, &o.since); o.has_since = true; break;
+    case OPT_UNTIL: time_opt(c, "until", optarg, &o.until); o.has_until = true; break;
     case OPT_UNIT: o.unit = optarg; break;
     case OPT_TYPES: o.types = optarg; break;
     case OPT_APPEAL: o.appeal = optarg; break;
@@ -1302,8 +1313,8 @@ static const struct cli_cmd commands[] = {
    "Exit status: 0 all accepted (a retry, dup:true, counts as accepted); 1 any\n"
    "rejected; 2 usage, input or transport error (no ack within --timeout).\n"},
   {"replay", cmd_replay,
-   "usage: lianxin replay [--from SEQ] [--to SEQ] [--limit N] [--since MS]\n"
-   "                      [--until MS] [--unit PATH] [--types a,b] [--appeal ID]\n"
+   "usage: lianxin replay [--from SEQ] [--to SEQ] [--limit N] [--since TIME]\n"
+   "                      [--until TIME] [--unit PATH] [--types a,b] [--appeal ID]\n"
    "\n"
    "Pages through the log and prints each record as a JSON line:\n"
    "  {\"seq\":N,\"rat\":MS,\"hash\":\"hex\",\"ev\":{the event}}\n"
@@ -1312,11 +1323,16 @@ static const struct cli_cmd commands[] = {
    "  --from SEQ    first seq (default 1)\n"
    "  --to SEQ      last seq\n"
    "  --limit N     records per page (default 1000, at most 10000)\n"
-   "  --since MS    receive time at or after MS (ms since the epoch)\n"
-   "  --until MS    receive time at or before MS\n"
+   "  --since TIME  receive time at or after TIME\n"
+   "  --until TIME  receive time at or before TIME\n"
    "  --unit PATH   units under PATH (a prefix at a code boundary)\n"
    "  --types LIST  comma-separated event types\n"
-   "  --appeal ID   the records that name appeal ID\n"},
+   "  --appeal ID   the records that name appeal ID\n"
+   "\n"
+   "TIME is milliseconds since the epoch, or a date: 2026-11-01 (local\n"
+   "midnight), 2026-11-01T08:00[:SS[.mmm]] (local time), or either with Z or an\n"
+   "offset: 2026-11-01T08:00+08:00, 2026-11-01T00:00Z. Local is this machine's\n"
+   "time zone (TZ).\n"},
   {"head", cmd_simple,
    "usage: lianxin head [--compact]\n"
    "\n"
@@ -1333,10 +1349,12 @@ static const struct cli_cmd commands[] = {
    "Prints the daemon's counters (events, appeals_open, escalations,\n"
    "uptime_ms, ...) as JSON. Exit 1 if ok is false.\n"},
   {"appeal", cmd_appeal,
-   "usage: lianxin appeal [--at MS] [--compact] ID\n"
+   "usage: lianxin appeal [--at TIME] [--compact] ID\n"
    "\n"
    "Prints appeal ID's state: status, tier, deadline, the seqs of its events.\n"
-   "  --at MS   the state as it was at that time (ms since the epoch)\n"
+   "  --at TIME  the state as it was at that time: ms since the epoch, or\n"
+   "             2026-11-01 (local midnight), 2026-11-01T08:00 (local),\n"
+   "             2026-11-01T08:00+08:00, 2026-11-01T00:00Z\n"
    "Exit 1 if ok is false (E_NOTFOUND when there is no such appeal).\n"},
   {"watch", cmd_watch,
    "usage: lianxin watch [--from SEQ] [--count N] [--json] PREFIX\n"
@@ -1376,6 +1394,87 @@ static const struct cli_cmd commands[] = {
    "With --sign: an Ed25519 signing pair, NAME.sign.pub (64 hex digits) and\n"
    "NAME.sign.key (mode 0600, 128 hex digits). Existing files are never\n"
    "overwritten.\n"},
+  {"verify", cmd_verify,
+   "usage: lianxin verify [--query EP | --data DIR] [--key FILE.sign.pub]\n"
+   "                      [--from SEQ] [--to SEQ]\n"
+   "\n"
+   "Reads the whole log (or the range) and recomputes what PROTOCOL.md lets\n"
+   "anyone check: seqs without gaps, every record's chain hash\n"
+   "  h(n) = BLAKE2b-256(h(n-1) || u64be(seq) || u64be(rat) || ev), h(0) = 0...0,\n"
+   "every checkpoint record (it names the record before it and that record's\n"
+   "hash, carries the --key public key, and its Ed25519 signature holds), and\n"
+   "the head (seq, hash and newest checkpoint).\n"
+   "\n"
+   "  --query EP    online, through replay pages (the default: the query endpoint);\n"
+   "                the range ends at the head as it is when verify starts\n"
+   "  --data DIR    offline, straight from a store directory: a backup, or a\n"
+   "                daemon's data dir (read-only; the daemon may keep running)\n"
+   "  --key FILE    the daemon's checkpoint public key (NAME.sign.pub). Without\n"
+   "                it checkpoints are not checked against a trusted key. (Here\n"
+   "                --key is not the CURVE key: for CURVE set LIANXIN_KEY.)\n"
+   "  --from SEQ    start at SEQ: the hash of SEQ-1 is taken on trust from the log\n"
+   "  --to SEQ      stop at SEQ (the head is then not checked)\n"
+   "\n"
+   "Prints one line:\n"
+   "  OK: N records, seq A..B, K checkpoints verified, head HEX\n"
+   "  FAIL at seq S: hash mismatch | gap (expected S, got T) | bad checkpoint\n"
+   "    signature | checkpoint hash mismatch | checkpoint key mismatch | head mismatch\n"
+   "with the details of a failure on stderr.\n"
+   "\n"
+   "Exit status: 0 everything holds; 1 a failure; 2 usage or I/O error.\n"},
+  {"backup", cmd_backup,
+   "usage: lianxin backup [--data SRC] DIR\n"
+   "\n"
+   "Copies the store in SRC (default ./data) to DIR, which must not exist or be\n"
+   "empty, while the daemon keeps serving: one consistent snapshot (a committed\n"
+   "state, never half a batch), compacted. `lianxind --data DIR` starts from the\n"
+   "copy and `lianxin verify --data DIR` checks it. Prints the copy's head:\n"
+   "  backup: DIR: seq N, head HEX, checkpoint C, BYTES bytes\n"
+   "Exit status: 0 done; 2 usage or I/O error (nothing is left in DIR).\n"},
+  {"export", cmd_export,
+   "usage: lianxin export [--query EP | --data DIR] [--key FILE.sign.pub]\n"
+   "                      [--from SEQ] [--to SEQ]\n"
+   "\n"
+   "Writes the log (or the range) to stdout as JSON Lines, one record a line:\n"
+   "  {\"seq\":N,\"rat\":MS,\"hash\":\"HEX\",\"ev\":{the event},\"ev_msgpack\":\"HEX\"}\n"
+   "ev_msgpack is the exact stored bytes in lowercase hex (what the chain\n"
+   "covers; import rebuilds from it). The chain is verified on the way (--key:\n"
+   "checkpoints too, as in verify); a log that does not verify is still\n"
+   "exported whole, and the exit status is 1. A summary goes to stderr.\n"
+   "Exit status: 0 exported and verified; 1 exported, does not verify; 2 usage\n"
+   "or I/O error.\n"},
+  {"import", cmd_import,
+   "usage: lianxin import --data NEWDIR [--config FILE] [--key FILE.sign.pub] FILE|-\n"
+   "\n"
+   "Builds a new store in NEWDIR (which must not exist or be empty) from an\n"
+   "export of the whole log. Each line is checked as it is read: the chain\n"
+   "(the first bad seq is named), ev against ev_msgpack, the event against the\n"
+   "protocol (well-formed, in the daemon's normalised form), receive times in\n"
+   "order, ids unique, appeal states; --key checks checkpoints as verify does.\n"
+   "A refused file leaves no store behind. The records are stored through the\n"
+   "daemon's own apply path, so the dedup index, the appeals and their\n"
+   "histories and the counters are rebuilt with the log and head.\n"
+   "  --config FILE  the daemon's configuration: its plugins run on every record\n"
+   "                 too, so their state (the escalate plugin's deadlines) is\n"
+   "                 rebuilt and lianxind can start from NEWDIR. Without it\n"
+   "                 plugin state is missing: a store for auditors.\n"
+   "\n"
+   "Prints: imported N records, seq 1..N, K checkpoints ..., head HEX, into NEWDIR\n"
+   "or:     FAIL at seq S: what was wrong\n"
+   "Exit status: 0 imported; 1 the file was refused; 2 usage or I/O error.\n"},
+  {"audit", cmd_audit,
+   "usage: lianxin audit [--config FILE] [--data DIR]\n"
+   "\n"
+   "Rebuilds every derived state of the store in DIR (default ./data; a live\n"
+   "daemon's, which keeps serving, or a backup) from its log alone, through the\n"
+   "daemon's own apply path and plugins (from FILE, default config/lianxin.yaml),\n"
+   "in a scratch store, and compares it with the stored state database by\n"
+   "database; re-checks every escalation (the appeal was open at the tier it\n"
+   "left and its deadline had passed on the configured calendar; `next` follows\n"
+   "the calendar) and looks for escalations that were due and are missing.\n"
+   "Prints the report: each discrepancy with its seq or appeal, then\n"
+   "  N records replayed, A appeals checked, E escalations checked, D discrepancies\n"
+   "Exit status: 0 no discrepancy; 1 discrepancies; 2 the audit could not run.\n"},
   {"help", cmd_help, "usage: lianxin help [COMMAND]\n"},
 };
 

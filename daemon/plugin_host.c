@@ -129,11 +129,14 @@ static int h_db_open(lx_host_t *h, const char *name, lx_db_t *db) {
   MDB_txn *txn;
   MDB_dbi dbi;
   snprintf(full, sizeof full, "p.%s.%s", h->plugin->name, name);
-  int rc = mdb_txn_begin(lx_store_env(h->d->store), NULL, 0, &txn);
-  if (rc == 0 && (rc = mdb_dbi_open(txn, full, MDB_CREATE, &dbi)) == 0)
-    rc = mdb_txn_commit(txn);
-  else if (rc == 0)
-    mdb_txn_abort(txn);
+  int rc;
+  do { /* a compacted backup has no free page for a new database: grow */
+    rc = mdb_txn_begin(lx_store_env(h->d->store), NULL, 0, &txn);
+    if (rc == 0 && (rc = mdb_dbi_open(txn, full, MDB_CREATE, &dbi)) == 0)
+      rc = mdb_txn_commit(txn);
+    else if (rc == 0)
+      mdb_txn_abort(txn);
+  } while (rc == MDB_MAP_FULL && lx_store_grow(h->d->store) == 0);
   if (rc) {
     lx_error(h->sub, "opening database %s: %s", full, mdb_strerror(rc));
     return -1;

@@ -108,3 +108,15 @@ def test_audit_names_state_that_disagrees_with_the_log(tmp_path):
     assert rc == 1, out
     assert "appeal %s: live state [closed" % ids[5] in out, out
     assert "rebuilt from the log [open" in out
+
+
+def test_lianxin_audit_runs_the_same_audit(tmp_path):
+    tmp = str(tmp_path)
+    d, ids = honest_store(tmp)
+    try:
+        p = subprocess.run([lxtest.CLI, "audit", "--config", d.config, "--data", d.data],
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert "0 discrepancies" in p.stdout
+    finally:
+        d.cleanup()
