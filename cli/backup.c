@@ -382,16 +382,15 @@ static int imp_refuse(imp_t *im, uint64_t seq, const char *fmt, ...)
 static int imp_apply(imp_t *im, MDB_txn *txn, const imp_rec_t *r)
 {
   const uint8_t *ev = im->arena + r->off;
-  uint8_t content[LX_HASH_LEN];
   char a[65], b[65];
   lx_event_t e;
   msgpack_zone_clear(&im->zone);
   msgpack_sbuffer_clear(&im->content);
   if (lx_event_content(ev, r->len, &im->zone, &e, &im->content) != 0)
     return imp_refuse(im, r->seq, "the event cannot be read back");
-  crypto_generichash(content, sizeof content, (const uint8_t *)im->content.data,
-                     im->content.size, NULL, 0);
-  lx_apply_t ap = {.ev = &e, .bytes = ev, .len = r->len, .content = content, .rat = r->rat};
+  lx_apply_t ap = {.ev = &e, .bytes = ev, .len = r->len,
+                   .content = (const uint8_t *)im->content.data, .content_len = im->content.size,
+                   .rat = r->rat};
   int rc = lx_apply_record(&im->d, txn, &ap);
   if (rc)
     return rc;

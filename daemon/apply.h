@@ -14,7 +14,8 @@ typedef struct lx_apply {
   const lx_event_t *ev;     /* decoded */
   const uint8_t *bytes;     /* what is stored (with `by`, when there is one) */
   size_t len;
-  const uint8_t *content;   /* LX_HASH_LEN: what retries are compared on (without `by`) */
+  const uint8_t *content;   /* what retries are compared on: the bytes without `by` */
+  size_t content_len;
   uint64_t rat;
   /* out */
   uint64_t seq;             /* the new seq, or a dup's original */

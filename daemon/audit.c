@@ -145,12 +145,11 @@ static int apply_live(void *arg, const lx_record_t *r) {
     problem(a, "seq %llu: the stored event does not decode", (unsigned long long)r->seq);
     return b->failed = 1;
   }
-  uint8_t content[LX_HASH_LEN];
-  crypto_generichash(content, sizeof content, (const uint8_t *)a->content.data, a->content.size,
-                     NULL, 0);
   if (ev.type == LX_EV_ESCALATION)
     check_escalation(a, b->txn, &ev, r->seq, r->rat);
-  lx_apply_t ap = {.ev = &ev, .bytes = r->ev, .len = r->ev_len, .content = content, .rat = r->rat};
+  lx_apply_t ap = {.ev = &ev, .bytes = r->ev, .len = r->ev_len,
+                   .content = (const uint8_t *)a->content.data, .content_len = a->content.size,
+                   .rat = r->rat};
   if (lx_apply_record(&a->d, b->txn, &ap))
     return b->failed = 1;
   if (ap.err.code || ap.dup || ap.seq != r->seq) {

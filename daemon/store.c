@@ -288,24 +288,20 @@ int lx_store_append(lx_store_t *s, MDB_txn *txn, uint64_t rat, const uint8_t *ev
 
 static MDB_val str_key(lx_str_t id) { return (MDB_val){id.n, (void *)id.p}; }
 
-int lx_store_id_get(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t *seq,
-                    uint8_t content[LX_HASH_LEN]) {
+int lx_store_id_get(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t *seq) {
   MDB_val k = str_key(id), v;
   int rc = mdb_get(txn, s->ids, &k, &v);
   if (rc)
     return store_err(rc, "mdb_get ids");
-  if (v.mv_size != 8 + LX_HASH_LEN)
+  if (v.mv_size != 8)
     return store_err(MDB_CORRUPTED, "ids value");
   *seq = get_u64(v.mv_data);
-  memcpy(content, (uint8_t *)v.mv_data + 8, LX_HASH_LEN);
   return 0;
 }
 
-int lx_store_id_put(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t seq,
-                    const uint8_t content[LX_HASH_LEN]) {
-  uint8_t buf[8 + LX_HASH_LEN];
+int lx_store_id_put(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t seq) {
+  uint8_t buf[8];
   put_u64(buf, seq);
-  memcpy(buf + 8, content, LX_HASH_LEN);
   MDB_val k = str_key(id), v = {sizeof buf, buf};
   return store_err(mdb_put(txn, s->ids, &k, &v, 0), "mdb_put ids");
 }

@@ -4,7 +4,7 @@
  *
  * Named databases, all changed in the same write transaction:
  *   log        u64be seq -> u64be rat | hash[32] | event bytes
- *   ids        event id  -> u64be seq | content hash[32]   (the dedup index)
+ *   ids        event id  -> u64be seq                      (the dedup index)
  *   appeals    appeal id -> lx_appeal_t                     (current state)
  *   appeal_ev  appeal id -> u64be seq, sorted duplicates    (its history)
  *   meta       "head"    -> u64be seq | u64be rat | hash[32] | u64be checkpoint
@@ -107,11 +107,11 @@ uint64_t lx_store_next_seq(const lx_store_t *s);
 int lx_store_append(lx_store_t *s, MDB_txn *txn, uint64_t rat, const uint8_t *ev, size_t len,
                     uint64_t *seq);
 
-/* Dedup index. get returns 0 (found), LX_ENOTFOUND, or LX_EINTERNAL. */
-int lx_store_id_get(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t *seq,
-                    uint8_t content[LX_HASH_LEN]);
-int lx_store_id_put(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t seq,
-                    const uint8_t content[LX_HASH_LEN]);
+/* Dedup index: event id -> seq. A retry's content is compared with the
+ * stored record itself, so the index holds nothing else. get returns 0
+ * (found), LX_ENOTFOUND, or LX_EINTERNAL. */
+int lx_store_id_get(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t *seq);
+int lx_store_id_put(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t seq);
 
 /* Appeals and their history. */
 int lx_store_appeal_get(lx_store_t *s, MDB_txn *txn, lx_str_t id, lx_appeal_t *a);

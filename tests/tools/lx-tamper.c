@@ -206,14 +206,12 @@ static int append(MDB_txn *t, uint64_t rat, const msgpack_sbuffer *sb, uint64_t 
 {
   msgpack_zone z;
   lx_event_t e;
-  uint8_t content[LX_HASH_LEN];
   msgpack_zone_init(&z, 1024);
   if (lx_event_parse_stored((const uint8_t *)sb->data, sb->size, &z, &e))
     die("internal: the event made here does not parse");
   int rc = lx_store_append(st, t, rat, (const uint8_t *)sb->data, sb->size, seq);
-  crypto_generichash(content, sizeof content, (const uint8_t *)sb->data, sb->size, NULL, 0);
   if (rc == 0)
-    rc = lx_store_id_put(st, t, e.id, *seq, content);
+    rc = lx_store_id_put(st, t, e.id, *seq);
   msgpack_zone_destroy(&z);
   return rc;
 }
