@@ -1430,7 +1430,11 @@ static FILE *open_year_file(cfg_ctx_t *c, yaml_node_t *v, const char *file, cons
   int err = 0;
   FILE *fp = open_regular(file, &err);
   if (!fp) {
-    cfg_err(c, node_line(v), ipath, "cannot open %s: %s", file, strerror(err));
+    char shown[CFG_PATH];
+    /* The name as written, escaped: a newline in it must not start a line
+     * that looks like another problem. */
+    cfg_err(c, node_line(v), ipath, "cannot open %s: %s", show(v, shown, sizeof shown),
+            strerror(err));
     return NULL;
   }
   if (fstat(fileno(fp), &seen[i]))

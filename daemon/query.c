@@ -60,7 +60,8 @@ static int check_keys(const op_keys_t *ok, const msgpack_object *m, lx_error_t *
       known = lx_mp_str_eq(k, ok->keys[j]);
     for (uint32_t j = 0; j < i && known; j++)
       if (k->via.str.size == m->via.map.ptr[j].key.via.str.size &&
-          memcmp(k->via.str.ptr, m->via.map.ptr[j].key.via.str.ptr, k->via.str.size) == 0)
+          (k->via.str.size == 0 ||
+           memcmp(k->via.str.ptr, m->via.map.ptr[j].key.via.str.ptr, k->via.str.size) == 0))
         return lx_fail(e, LX_EDECODE, "repeated key \"%.*s\"", (int)k->via.str.size,
                        k->via.str.ptr);
     if (!known)

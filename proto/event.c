@@ -182,7 +182,8 @@ static int check_keys(const msgpack_object *o, lx_error_t *e) {
       return lx_fail(e, LX_EDECODE, "map key %u is not a string", i);
     for (uint32_t j = 0; j < i; j++)
       if (kv[j].key.via.str.size == kv[i].key.via.str.size &&
-          memcmp(kv[j].key.via.str.ptr, kv[i].key.via.str.ptr, kv[i].key.via.str.size) == 0)
+          (kv[i].key.via.str.size == 0 ||
+           memcmp(kv[j].key.via.str.ptr, kv[i].key.via.str.ptr, kv[i].key.via.str.size) == 0))
         return lx_fail(e, LX_EDECODE, "repeated map key \"%.*s\"",
                        (int)(kv[i].key.via.str.size > 64 ? 64 : kv[i].key.via.str.size),
                        kv[i].key.via.str.ptr);
@@ -293,7 +294,8 @@ static int fill_slots(const schema_t *sc, const msgpack_object *map,
     int j = 0;
     for (; j < sc->n; j++) {
       const char *name = sc->fields[j].key;
-      if (name[0] == k->via.str.ptr[0] && strlen(name) == k->via.str.size &&
+      /* Length first: msgpack-c gives an empty string a NULL pointer. */
+      if (strlen(name) == k->via.str.size && k->via.str.size &&
           memcmp(name, k->via.str.ptr, k->via.str.size) == 0)
         break;
     }

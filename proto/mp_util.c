@@ -18,8 +18,9 @@ void lx_mp_pack_cstr(msgpack_packer *pk, const char *s) {
 
 bool lx_mp_str_eq(const msgpack_object *o, const char *s) {
   size_t n = strlen(s);
+  /* n == 0 first: msgpack-c gives an empty string a NULL pointer. */
   return o->type == MSGPACK_OBJECT_STR && o->via.str.size == n &&
-         memcmp(o->via.str.ptr, s, n) == 0;
+         (n == 0 || memcmp(o->via.str.ptr, s, n) == 0);
 }
 
 const msgpack_object *lx_mp_get(const msgpack_object *o, const char *key) {

@@ -20,3 +20,7 @@ for variant in release asan; do
   ASAN_OPTIONS="abort_on_error=1:detect_leaks=1" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
     ctest --test-dir "$dir" --output-on-failure -j2
 done
+# Then fuzz each input path (events, queries, the config loader) for 60 s,
+# after replaying every crash ever kept (scripts/fuzz.sh, tests/fuzz/README.md).
+echo "== fuzz =="
+scripts/fuzz.sh 60

@@ -174,6 +174,8 @@ static const ecase_t cases[] = {
     {"actor long", "visit", {{"actor", 's', "a-very-long-actor-name-that-goes-on-and-on-past-sixty-four-bytes-x"}, END}, {END}, LX_ESCHEMA, "actor"},
     {"by from client", "visit", {{"by", 's', "phone-1"}, END}, {END}, LX_ESCHEMA, "by"},
     {"unknown envelope key", "visit", {{"tpye", 's', "x"}, END}, {END}, LX_ESCHEMA, "tpye"},
+    {"empty envelope key (fuzz)", "visit", {{"", 'i', NULL, 0}, END}, {END}, LX_ESCHEMA, "unknown key"},
+    {"empty body key (fuzz)", "visit", {END}, {{"", 'i', NULL, 0}, END}, LX_ESCHEMA, "body.: unknown key"},
     {"body missing", "visit", {{"body", 'x'}, END}, {END}, LX_ESCHEMA, "body"},
     {"body not map", "visit", {{"body", 'a'}, END}, {END}, LX_ESCHEMA, "body"},
     {"visit household missing", "visit", {END}, {{"household", 'x'}, END}, LX_ESCHEMA, "body.household"},
@@ -310,6 +312,10 @@ static void test_structural_attacks(void **state) {
   assert_int_equal(decode_raw("\x81\x01\x01", 3, &e), LX_EDECODE);
   assert_int_equal(decode_raw("\x82\xa1v\x01\xa1v\x01", 7, &e), LX_EDECODE);
   assert_non_null(strstr(e.msg, "repeated"));
+  /* Empty keys (msgpack-c gives them a NULL pointer), found by fuzzing:
+   * one is an unknown key, two are a repeated key; neither may crash. */
+  assert_int_equal(decode_raw("\x82\xa0\x00\xa1v\x01", 6, &e), LX_ESCHEMA);
+  assert_int_equal(decode_raw("\x82\xa0\x00\xa0\x01", 5, &e), LX_EDECODE);
   /* Nesting deeper than the limit. */
   uint8_t deep[64];
   size_t n = 0;
