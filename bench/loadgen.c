@@ -47,6 +47,7 @@ typedef struct lg_conf {
   int note_len;   /* note padding that gives that size */
   int timeout_ms; /* how long an ack may take before it counts as missing */
   char run[17];   /* random hex prefix that makes ids unique per run */
+  char pub[41], sec[41], server[41]; /* CURVE keys (Z85), empty for plain sockets */
 } lg_conf_t;
 
 typedef struct lg_client {
@@ -250,6 +251,11 @@ static void *client_run(void *arg)
   zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
   zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
   zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
+  if (conf->server[0]) {
+    zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, conf->server, 40);
+    zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, conf->pub, 40);
+    zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, conf->sec, 40);
+  }
   bool connected = zmq_connect(s, conf->ingest) == 0;
   if (!connected)
     client_fail(cl, "connect %s: %s", conf->ingest, zmq_strerror(errno));
@@ -380,6 +386,8 @@ static const char usage[] =
   "  --size BYTES     msgpack size of each event, padded with a note (default 300)\n"
   "  --unit PATH      community the events happen at (default qd.hx.dy)\n"
   "  --timeout MS     an ack later than this counts as missing (default 10000)\n"
+  "  --key FILE       CURVE: this client's NAME.key (lianxin keygen), with\n"
+  "  --server-key FILE  the daemon's NAME.pub: measures ingest with CURVE on\n"
   "\n"
   "Exit status: 0 when every ack was ok:true and none was missing; 1 otherwise;\n"
   "2 on usage errors.\n";
@@ -395,6 +403,23 @@ static bool opt_long(const char *s, long min, long max, long *out)
   return true;
 }
 
+/* Reads the first (or, with line 2, the second) line of a key file. */
+static bool read_key_line(const char *path, int line, char out[41])
+{
+  char buf[128] = "";
+  FILE *f = fopen(path, "r");
+  bool ok = f != NULL;
+  for (int i = 0; ok && i < line; i++)
+    ok = fgets(buf, sizeof buf, f) != NULL;
+  if (f)
+    fclose(f);
+  buf[strcspn(buf, "\r\n")] = 0;
+  if (!ok || strlen(buf) != 40)
+    return false;
+  memcpy(out, buf, 41);
+  return true;
+}
+
 static int parse_args(lg_conf_t *conf, int argc, char **argv)
 {
   static const struct option opts[] = {
@@ -402,6 +427,7 @@ static int parse_args(lg_conf_t *conf, int argc, char **argv)
     {"clients", required_argument, NULL, 'c'}, {"window", required_argument, NULL, 'w'},
     {"events", required_argument, NULL, 'n'}, {"size", required_argument, NULL, 's'},
     {"unit", required_argument, NULL, 'u'}, {"timeout", required_argument, NULL, 't'},
+    {"key", required_argument, NULL, 'k'}, {"server-key", required_argument, NULL, 'K'},
     {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
   };
   long v = 0;
@@ -420,6 +446,8 @@ static int parse_args(lg_conf_t *conf, int argc, char **argv)
     case 'n': ok = opt_long(optarg, 1, 1000000000, &v); conf->events = v; break;
     case 's': ok = opt_long(optarg, 1, 60000, &v); conf->size = (int)v; break;
     case 't': ok = opt_long(optarg, 1, 3600000, &v); conf->timeout_ms = (int)v; break;
+    case 'k': ok = read_key_line(optarg, 1, conf->pub) && read_key_line(optarg, 2, conf->sec); break;
+    case 'K': ok = read_key_line(optarg, 1, conf->server); break;
     case 'h': fputs(usage, stdout); exit(0);
     default: ok = false; break;
     }
@@ -429,6 +457,10 @@ static int parse_args(lg_conf_t *conf, int argc, char **argv)
       fputs("Try 'lx-loadgen --help'.\n", stderr);
       return -1;
     }
+  }
+  if (!conf->server[0] != !conf->pub[0]) {
+    fputs("lx-loadgen: CURVE needs both --key and --server-key\n", stderr);
+    return -1;
   }
   if (conf->ingest == NULL || optind < argc) {
     fputs(usage, stderr);

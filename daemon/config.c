@@ -1430,11 +1430,14 @@ static FILE *open_year_file(cfg_ctx_t *c, yaml_node_t *v, const char *file, cons
   int err = 0;
   FILE *fp = open_regular(file, &err);
   if (!fp) {
+    /* Control bytes shown as '?': a newline in a file name must not start
+     * a line that looks like another problem. */
     char shown[CFG_PATH];
-    /* The name as written, escaped: a newline in it must not start a line
-     * that looks like another problem. */
-    cfg_err(c, node_line(v), ipath, "cannot open %s: %s", show(v, shown, sizeof shown),
-            strerror(err));
+    snprintf(shown, sizeof shown, "%s", file);
+    for (char *p = shown; *p; p++)
+      if ((unsigned char)*p < 0x20 || *p == 0x7f)
+        *p = '?';
+    cfg_err(c, node_line(v), ipath, "cannot open %s: %s", shown, strerror(err));
     return NULL;
   }
   if (fstat(fileno(fp), &seen[i]))
