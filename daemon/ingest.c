@@ -61,6 +61,7 @@ struct lx_ingest {
   msgpack_zone zone;
   msgpack_sbuffer norm;  /* every event's normalised bytes, end to end */
   msgpack_sbuffer reply;
+  msgpack_sbuffer scratch; /* an event being rewritten (with `by`) */
   lx_schema_ctx_t schema;
 };
 
@@ -245,16 +246,18 @@ static void authorize(lx_ingest_t *in, pending_t *p) {
             (int)p->ev.unit.n, p->ev.unit.p, c->name, c->jur);
     return;
   }
-  /* The stored bytes gain `by` after the rest; the slices in p->ev still
-   * point into the frame, which lives as long as the batch. */
-  size_t off = in->norm.size;
+  /* The stored bytes (with `by`) are built aside, since writing into norm
+   * may move it under the bytes being read, then added after the rest; the
+   * slices in p->ev point into the frame, which lives as long as the batch. */
+  msgpack_sbuffer_clear(&in->scratch);
   if (lx_event_add_by((const uint8_t *)in->norm.data + p->norm_off, p->norm_len, c->name,
-                      strlen(c->name), &in->norm)) {
+                      strlen(c->name), &in->scratch)) {
     lx_fail(&p->err, LX_EINTERNAL, "cannot record the publishing key");
     return;
   }
-  p->norm_off = off;
-  p->norm_len = in->norm.size - off;
+  p->norm_off = in->norm.size;
+  p->norm_len = in->scratch.size;
+  msgpack_sbuffer_write(&in->norm, in->scratch.data, in->scratch.size);
 }
 
 static void decode_one(lx_ingest_t *in, pending_t *p, bool shape_ok) {
@@ -441,6 +444,7 @@ int lx_ingest_start(lx_daemon_t *d) {
   msgpack_zone_init(&in->zone, 64 * 1024);
   msgpack_sbuffer_init(&in->norm);
   msgpack_sbuffer_init(&in->reply);
+  msgpack_sbuffer_init(&in->scratch);
   lx_daemon_schema_ctx(d, &in->schema);
   in->internal_schema = in->schema;
   in->internal_schema.allow_daemon_types = true;
@@ -457,6 +461,7 @@ void lx_ingest_stop(lx_daemon_t *d) {
   msgpack_zone_destroy(&in->zone);
   msgpack_sbuffer_destroy(&in->norm);
   msgpack_sbuffer_destroy(&in->reply);
+  msgpack_sbuffer_destroy(&in->scratch);
   for (size_t i = 0; i < in->nq; i++)
     free_queued(&in->queue[i]);
   free(in->queue);

@@ -214,3 +214,33 @@ def test_plain_sockets_off_loopback_are_refused(tmp_path):
 def test_plain_on_loopback_warns(tmp_path):
     with Daemon(tmp=str(tmp_path)) as d:
         assert "sockets are plain" in d.read_log()
+
+
+def test_pipelined_ingest_with_keys(secure):
+    """Many events in one batch, each rewritten with `by` (a batch whose
+    buffer grows while events are rewritten once crashed the daemon)."""
+    d = secure
+    s = sock(d, "field-hx", zmq.DEALER, d.ingest)
+    try:
+        evs = [visit(unit="qd.hx.dy", note="n" * 200) for _ in range(3000)]
+        sent = got = 0
+        acks = []
+        while got < len(evs):
+            while sent < len(evs) and sent - got < 256:
+                s.send(pack(evs[sent]))
+                sent += 1
+            assert s.poll(10000), "no ack"
+            acks.append(unpack(s.recv()))
+            got += 1
+        assert all(a["ok"] for a in acks), [a for a in acks if not a["ok"]][:3]
+        assert [a["id"] for a in acks] == [e["id"] for e in evs]
+        recs = request(d, "auditor", {"op": "replay", "from": acks[0]["seq"], "limit": 3000},
+                       d.query)["records"]
+        assert len(recs) == 3000
+        for r, e in zip(recs, evs):
+            stored = unpack(r["ev"])
+            assert stored["by"] == "field-hx" and stored["id"] == e["id"]
+            assert stored["body"] == e["body"]
+    finally:
+        s.close()
+    assert d.proc.poll() is None
