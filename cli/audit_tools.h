@@ -138,6 +138,16 @@ bool au_dir_fresh(const char *dir, bool *exists);
 
 /* Handles --from/--to for verify and export: returns 1 when o was one. */
 int au_range_opts(cli_t *c, int o, const char *arg, uint64_t *from, uint64_t *to);
+
+/* The options verify and export share: --data, --key (a .sign.pub),
+ * --from, --to. Exits on a usage error; returns EXIT_USAGE when the key
+ * file cannot be read, else 0. */
+typedef struct au_range_args {
+  const char *data, *key_path;
+  uint64_t from, to;
+  uint8_t key[32];
+} au_range_args_t;
+int au_range_cmd(cli_t *c, int argc, char **argv, const char *name, au_range_args_t *a);
 /* Prints v's failure: "FAIL at seq S: what" on stdout, the detail on stderr. */
 void au_print_fail(const au_vf_t *v);
 

@@ -258,35 +258,12 @@ static int export_line(exp_out_t *o, const au_rec_t *r)
 
 int cmd_export(cli_t *c, int argc, char **argv)
 {
-  static const struct option own[] = {
-    {"data", required_argument, NULL, OPT_DATA},
-    {"key", required_argument, NULL, OPT_SIGN_PUB},
-    {"from", required_argument, NULL, OPT_FROM},
-    {"to", required_argument, NULL, OPT_TO},
-    {NULL, 0, NULL, 0},
-  };
-  const char *data = NULL, *key_path = NULL;
-  uint64_t from = 1, to = UINT64_MAX;
-  uint8_t key[32];
-  int o;
-  while ((o = cmd_getopt(c, argc, argv, own)) != -1) {
-    if (o == OPT_DATA)
-      data = optarg;
-    else if (o == OPT_SIGN_PUB)
-      key_path = optarg;
-    else
-      au_range_opts(c, o, optarg, &from, &to);
-  }
-  if (optind < argc) {
-    cli_err("export: unexpected argument '%s'", argv[optind]);
-    cmd_usage_exit(c);
-  }
-  if (to < from) {
-    cli_err("export: --to %" PRIu64 " is before --from %" PRIu64, to, from);
-    cmd_usage_exit(c);
-  }
-  if (key_path != NULL && au_read_sign_pub(key_path, key) < 0)
+  au_range_args_t a;
+  if (au_range_cmd(c, argc, argv, "export", &a))
     return EXIT_USAGE;
+  const char *data = a.data, *key_path = a.key_path;
+  uint64_t from = a.from, to = a.to;
+  uint8_t *key = a.key;
 
   au_src_t s;
   au_vf_t v;

@@ -35,6 +35,7 @@
 #include <zmq.h>
 
 #include "audit_tools.h"
+#include "store.h"
 #include "json_mp.h"
 #include "lx_proto.h"
 
@@ -595,18 +596,11 @@ static int vf_fail(au_vf_t *v, uint64_t seq, const char *what, const char *fmt, 
   return 1;
 }
 
+/* PROTOCOL.md's chain hash, computed by the daemon's own function. */
 static void chain(const uint8_t prev[AU_HASH], uint64_t seq, uint64_t rat, const uint8_t *ev,
                   size_t len, uint8_t out[AU_HASH])
 {
-  crypto_generichash_state st;
-  uint8_t nums[16];
-  put_u64(nums, seq);
-  put_u64(nums + 8, rat);
-  crypto_generichash_init(&st, NULL, 0, AU_HASH);
-  crypto_generichash_update(&st, prev, AU_HASH);
-  crypto_generichash_update(&st, nums, sizeof nums);
-  crypto_generichash_update(&st, ev, len);
-  crypto_generichash_final(&st, out, AU_HASH);
+  lx_chain_hash(prev, seq, rat, ev, len, out);
 }
 
 static const msgpack_object *bin_field(const msgpack_object *body, const char *k, uint32_t n)
@@ -847,7 +841,7 @@ void au_print_fail(const au_vf_t *v)
   printf("FAIL at seq %" PRIu64 ": %s\n", v->fail_seq, v->what);
 }
 
-int cmd_verify(cli_t *c, int argc, char **argv)
+int au_range_cmd(cli_t *c, int argc, char **argv, const char *name, au_range_args_t *a)
 {
   static const struct option own[] = {
     {"data", required_argument, NULL, OPT_DATA},
@@ -856,29 +850,39 @@ int cmd_verify(cli_t *c, int argc, char **argv)
     {"to", required_argument, NULL, OPT_TO},
     {NULL, 0, NULL, 0},
   };
-  const char *data = NULL, *key_path = NULL;
-  uint64_t from = 1, to = UINT64_MAX;
-  uint8_t key[32];
   int o;
+  a->data = a->key_path = NULL;
+  a->from = 1;
+  a->to = UINT64_MAX;
   while ((o = cmd_getopt(c, argc, argv, own)) != -1) {
     if (o == OPT_DATA)
-      data = optarg;
+      a->data = optarg;
     else if (o == OPT_SIGN_PUB)
-      key_path = optarg;
+      a->key_path = optarg;
     else
-      au_range_opts(c, o, optarg, &from, &to);
+      au_range_opts(c, o, optarg, &a->from, &a->to);
   }
   if (optind < argc) {
-    cli_err("verify: unexpected argument '%s'", argv[optind]);
+    cli_err("%s: unexpected argument '%s'", name, argv[optind]);
     cmd_usage_exit(c);
   }
-  if (to < from) {
-    cli_err("verify: --to %" PRIu64 " is before --from %" PRIu64, to, from);
+  if (a->to < a->from) {
+    cli_err("%s: --to %" PRIu64 " is before --from %" PRIu64, name, a->to, a->from);
     cmd_usage_exit(c);
   }
-  if (key_path != NULL && au_read_sign_pub(key_path, key) < 0)
+  if (a->key_path != NULL && au_read_sign_pub(a->key_path, a->key) < 0)
     return EXIT_USAGE;
+  return 0;
+}
 
+int cmd_verify(cli_t *c, int argc, char **argv)
+{
+  au_range_args_t a;
+  if (au_range_cmd(c, argc, argv, "verify", &a))
+    return EXIT_USAGE;
+  const char *data = a.data, *key_path = a.key_path;
+  uint64_t from = a.from, to = a.to;
+  uint8_t *key = a.key;
   au_src_t s;
   au_vf_t v;
   int rc = au_src_open(&s, c, data, from > 1 ? from - 1 : 1, to);
