@@ -52,14 +52,6 @@
 #include "plugin_host.h"
 #include "store.h"
 
-static uint64_t get_u64(const uint8_t *p)
-{
-  uint64_t v = 0;
-  for (int i = 0; i < 8; i++)
-    v = (v << 8) | p[i];
-  return v;
-}
-
 static void path_in(char *out, size_t n, const char *dir, const char *file)
 {
   snprintf(out, n, "%s/%s", dir, file);
@@ -128,10 +120,10 @@ static int read_copy_head(const char *dir, au_head_t *h, uint64_t *bytes)
       MDB_val k = {4, "head"}, v;
       rc = mdb_get(txn, meta, &k, &v);
       if (rc == 0 && v.mv_size == 24 + AU_HASH) {
-        h->seq = get_u64(v.mv_data);
-        h->rat = get_u64((uint8_t *)v.mv_data + 8);
+        h->seq = lx_get_u64be(v.mv_data);
+        h->rat = lx_get_u64be((uint8_t *)v.mv_data + 8);
         memcpy(h->hash, (uint8_t *)v.mv_data + 16, AU_HASH);
-        h->checkpoint = get_u64((uint8_t *)v.mv_data + 16 + AU_HASH);
+        h->checkpoint = lx_get_u64be((uint8_t *)v.mv_data + 16 + AU_HASH);
       } else if (rc == 0) {
         rc = MDB_CORRUPTED;
       } else if (rc == MDB_NOTFOUND) {

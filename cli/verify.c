@@ -41,20 +41,6 @@
 
 /* --- small helpers ------------------------------------------------------- */
 
-static void put_u64(uint8_t *p, uint64_t v)
-{
-  for (int i = 7; i >= 0; i--, v >>= 8)
-    p[i] = (uint8_t)v;
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-  uint64_t v = 0;
-  for (int i = 0; i < 8; i++)
-    v = (v << 8) | p[i];
-  return v;
-}
-
 static int hexval(char ch)
 {
   if (ch >= '0' && ch <= '9')
@@ -182,10 +168,10 @@ static int src_open_offline(au_src_t *s, const char *dir)
   rc = mdb_get(s->txn, s->meta, &k, &v);
   if (rc == 0 && v.mv_size == 24 + AU_HASH) {
     const uint8_t *p = v.mv_data;
-    s->head.seq = get_u64(p);
-    s->head.rat = get_u64(p + 8);
+    s->head.seq = lx_get_u64be(p);
+    s->head.rat = lx_get_u64be(p + 8);
     memcpy(s->head.hash, p + 16, AU_HASH);
-    s->head.checkpoint = get_u64(p + 16 + AU_HASH);
+    s->head.checkpoint = lx_get_u64be(p + 16 + AU_HASH);
   } else if (rc == 0) {
     cli_err("%s: meta \"head\" is %zu bytes, not %d", dir, v.mv_size, 24 + AU_HASH);
     return EXIT_USAGE;
@@ -208,7 +194,7 @@ static int src_next_offline(au_src_t *s, au_rec_t *r)
   int rc;
   if (!s->started) {
     s->started = true;
-    put_u64(key, s->first);
+    lx_put_u64be(key, s->first);
     k = (MDB_val){8, key};
     rc = mdb_cursor_get(s->cur, &k, &v, MDB_SET_RANGE);
   } else {
@@ -228,10 +214,10 @@ static int src_next_offline(au_src_t *s, au_rec_t *r)
     return -1;
   }
   const uint8_t *p = v.mv_data;
-  r->seq = get_u64(k.mv_data);
+  r->seq = lx_get_u64be(k.mv_data);
   if (r->seq > s->last)
     return 0;
-  r->rat = get_u64(p);
+  r->rat = lx_get_u64be(p);
   r->hash = p + 8;
   r->ev = p + 8 + AU_HASH;
   r->ev_len = v.mv_size - 8 - AU_HASH;
@@ -642,7 +628,7 @@ static int vf_checkpoint(au_vf_t *v, const au_rec_t *r)
                    "it signs hash %s for seq %" PRIu64 ", the chain has %s",
                    lx_hex(a, hash->via.bin.ptr, 32), seq->via.u64, lx_hex(b, v->prev, 32));
   uint8_t msg[8 + AU_HASH];
-  put_u64(msg, seq->via.u64);
+  lx_put_u64be(msg, seq->via.u64);
   memcpy(msg + 8, hash->via.bin.ptr, AU_HASH);
   const uint8_t *pk = v->has_key ? v->key : (const uint8_t *)key->via.bin.ptr;
   if (crypto_sign_verify_detached((const uint8_t *)sig->via.bin.ptr, msg, sizeof msg, pk) != 0)

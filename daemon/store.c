@@ -34,18 +34,6 @@ struct lx_store {
   lx_counters_t cnt, cnt_tx;
 };
 
-static void put_u64(uint8_t *p, uint64_t v) {
-  for (int i = 7; i >= 0; i--, v >>= 8)
-    p[i] = (uint8_t)v;
-}
-
-static uint64_t get_u64(const uint8_t *p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; i++)
-    v = (v << 8) | p[i];
-  return v;
-}
-
 /* Maps an LMDB or errno result onto the project's codes, logging the
  * unexpected ones with the operation that failed. */
 static int store_err(int rc, const char *op) {
@@ -63,8 +51,8 @@ void lx_chain_hash(const uint8_t prev[LX_HASH_LEN], uint64_t seq, uint64_t rat,
                    const uint8_t *ev, size_t len, uint8_t out[LX_HASH_LEN]) {
   crypto_generichash_state st;
   uint8_t nums[16];
-  put_u64(nums, seq);
-  put_u64(nums + 8, rat);
+  lx_put_u64be(nums, seq);
+  lx_put_u64be(nums + 8, rat);
   crypto_generichash_init(&st, NULL, 0, LX_HASH_LEN);
   crypto_generichash_update(&st, prev, LX_HASH_LEN);
   crypto_generichash_update(&st, nums, sizeof nums);
@@ -83,10 +71,10 @@ int lx_store_read_head(lx_store_t *s, MDB_txn *txn, lx_head_t *h) {
   if (v.mv_size != 24 + LX_HASH_LEN)
     return store_err(MDB_CORRUPTED, "meta head");
   const uint8_t *p = v.mv_data;
-  h->seq = get_u64(p);
-  h->rat = get_u64(p + 8);
+  h->seq = lx_get_u64be(p);
+  h->rat = lx_get_u64be(p + 8);
   memcpy(h->hash, p + 16, LX_HASH_LEN);
-  h->checkpoint = get_u64(p + 16 + LX_HASH_LEN);
+  h->checkpoint = lx_get_u64be(p + 16 + LX_HASH_LEN);
   return 0;
 }
 
@@ -208,10 +196,10 @@ int lx_store_begin(lx_store_t *s, MDB_txn **txn) {
 
 static int write_meta(lx_store_t *s, MDB_txn *txn) {
   uint8_t buf[24 + LX_HASH_LEN];
-  put_u64(buf, s->head_tx.seq);
-  put_u64(buf + 8, s->head_tx.rat);
+  lx_put_u64be(buf, s->head_tx.seq);
+  lx_put_u64be(buf + 8, s->head_tx.rat);
   memcpy(buf + 16, s->head_tx.hash, LX_HASH_LEN);
-  put_u64(buf + 16 + LX_HASH_LEN, s->head_tx.checkpoint);
+  lx_put_u64be(buf + 16 + LX_HASH_LEN, s->head_tx.checkpoint);
   MDB_val k = {strlen(META_HEAD), META_HEAD}, v = {sizeof buf, buf};
   int rc = mdb_put(txn, s->meta, &k, &v, 0);
   if (rc)
@@ -269,14 +257,14 @@ int lx_store_append(lx_store_t *s, MDB_txn *txn, uint64_t rat, const uint8_t *ev
                     uint64_t *seq) {
   uint8_t key[8];
   uint64_t n = s->head_tx.seq + 1;
-  put_u64(key, n);
+  lx_put_u64be(key, n);
   MDB_val k = {8, key}, v = {REC_HDR + len, NULL};
   /* MDB_RESERVE: LMDB hands us the space and we write the record in place. */
   int rc = mdb_put(txn, s->log, &k, &v, MDB_APPEND | MDB_RESERVE);
   if (rc)
     return store_err(rc, "mdb_put log");
   uint8_t *p = v.mv_data;
-  put_u64(p, rat);
+  lx_put_u64be(p, rat);
   lx_chain_hash(s->head_tx.hash, n, rat, ev, len, p + 8);
   memcpy(p + REC_HDR, ev, len);
   memcpy(s->head_tx.hash, p + 8, LX_HASH_LEN);
@@ -295,13 +283,13 @@ int lx_store_id_get(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t *seq) {
     return store_err(rc, "mdb_get ids");
   if (v.mv_size != 8)
     return store_err(MDB_CORRUPTED, "ids value");
-  *seq = get_u64(v.mv_data);
+  *seq = lx_get_u64be(v.mv_data);
   return 0;
 }
 
 int lx_store_id_put(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t seq) {
   uint8_t buf[8];
-  put_u64(buf, seq);
+  lx_put_u64be(buf, seq);
   MDB_val k = str_key(id), v = {sizeof buf, buf};
   return store_err(mdb_put(txn, s->ids, &k, &v, 0), "mdb_put ids");
 }
@@ -324,7 +312,7 @@ int lx_store_appeal_put(lx_store_t *s, MDB_txn *txn, lx_str_t id, const lx_appea
 
 int lx_store_appeal_link(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t seq) {
   uint8_t buf[8];
-  put_u64(buf, seq);
+  lx_put_u64be(buf, seq);
   MDB_val k = str_key(id), v = {8, buf};
   return store_err(mdb_put(txn, s->appeal_ev, &k, &v, 0), "mdb_put appeal_ev");
 }
@@ -339,8 +327,8 @@ static int to_record(const MDB_val *k, const MDB_val *v, lx_record_t *r) {
   if (k->mv_size != 8 || v->mv_size < REC_HDR)
     return store_err(MDB_CORRUPTED, "log record");
   const uint8_t *p = v->mv_data;
-  r->seq = get_u64(k->mv_data);
-  r->rat = get_u64(p);
+  r->seq = lx_get_u64be(k->mv_data);
+  r->rat = lx_get_u64be(p);
   r->hash = p + 8;
   r->ev = p + REC_HDR;
   r->ev_len = v->mv_size - REC_HDR;
@@ -349,7 +337,7 @@ static int to_record(const MDB_val *k, const MDB_val *v, lx_record_t *r) {
 
 int lx_store_get(lx_store_t *s, MDB_txn *txn, uint64_t seq, lx_record_t *r) {
   uint8_t key[8];
-  put_u64(key, seq);
+  lx_put_u64be(key, seq);
   MDB_val k = {8, key}, v;
   int rc = mdb_get(txn, s->log, &k, &v);
   if (rc)
@@ -364,7 +352,7 @@ int lx_store_scan(lx_store_t *s, MDB_txn *txn, uint64_t from, uint64_t to, lx_re
   int rc = mdb_cursor_open(txn, s->log, &c);
   if (rc)
     return store_err(rc, "mdb_cursor_open log");
-  put_u64(key, from);
+  lx_put_u64be(key, from);
   MDB_val k = {8, key}, v;
   lx_record_t r;
   int out = 0;
@@ -389,12 +377,12 @@ int lx_store_appeal_scan(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t from
   int rc = mdb_cursor_open(txn, s->appeal_ev, &c);
   if (rc)
     return store_err(rc, "mdb_cursor_open appeal_ev");
-  put_u64(key, from);
+  lx_put_u64be(key, from);
   MDB_val k = str_key(id), v = {8, key};
   int out = 0;
   for (rc = mdb_cursor_get(c, &k, &v, MDB_GET_BOTH_RANGE); rc == 0 && out == 0;
        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT_DUP))
-    out = cb(arg, get_u64(v.mv_data));
+    out = cb(arg, lx_get_u64be(v.mv_data));
   mdb_cursor_close(c);
   if (rc && rc != MDB_NOTFOUND && out == 0)
     return store_err(rc, "mdb_cursor_get appeal_ev");

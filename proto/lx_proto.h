@@ -174,6 +174,9 @@ void lx_mp_pack_cstr(msgpack_packer *pk, const char *s);
 /* Looks a key up in a msgpack map object; returns NULL if absent or if o is
  * not a map. */
 const msgpack_object *lx_mp_get(const msgpack_object *o, const char *key);
+/* Big-endian 64-bit integers: seqs as LMDB keys and in the chain hash. */
+void lx_put_u64be(uint8_t *p, uint64_t v);
+uint64_t lx_get_u64be(const uint8_t *p);
 /* True when o is a str equal to s. */
 bool lx_mp_str_eq(const msgpack_object *o, const char *s);
 

@@ -31,3 +31,15 @@ const msgpack_object *lx_mp_get(const msgpack_object *o, const char *key) {
       return &o->via.map.ptr[i].val;
   return NULL;
 }
+
+void lx_put_u64be(uint8_t *p, uint64_t v) {
+  for (int i = 7; i >= 0; i--, v >>= 8)
+    p[i] = (uint8_t)v;
+}
+
+uint64_t lx_get_u64be(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++)
+    v = (v << 8) | p[i];
+  return v;
+}

@@ -52,20 +52,6 @@ static void die(const char *fmt, ...)
   exit(2);
 }
 
-static void put_u64(uint8_t *p, uint64_t v)
-{
-  for (int i = 7; i >= 0; i--, v >>= 8)
-    p[i] = (uint8_t)v;
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-  uint64_t v = 0;
-  for (int i = 0; i < 8; i++)
-    v = (v << 8) | p[i];
-  return v;
-}
-
 static uint64_t arg_u64(const char *s)
 {
   char *end;
@@ -95,7 +81,7 @@ static MDB_txn *wtxn(MDB_dbi *log, MDB_dbi *meta)
 static uint8_t *get_rec(MDB_txn *t, MDB_dbi log, uint64_t seq, size_t *len)
 {
   uint8_t key[8];
-  put_u64(key, seq);
+  lx_put_u64be(key, seq);
   MDB_val k = {8, key}, v;
   int rc = mdb_get(t, log, &k, &v);
   if (rc)
@@ -109,7 +95,7 @@ static uint8_t *get_rec(MDB_txn *t, MDB_dbi log, uint64_t seq, size_t *len)
 static void put_rec(MDB_txn *t, MDB_dbi log, uint64_t seq, const uint8_t *p, size_t len)
 {
   uint8_t key[8];
-  put_u64(key, seq);
+  lx_put_u64be(key, seq);
   MDB_val k = {8, key}, v = {len, (void *)p};
   check(mdb_put(t, log, &k, &v, 0), "mdb_put log");
 }
@@ -127,14 +113,14 @@ static void rechain(MDB_txn *t, MDB_dbi log, MDB_dbi meta, uint64_t from)
   }
   MDB_cursor *c;
   check(mdb_cursor_open(t, log, &c), "cursor");
-  put_u64(key, from);
+  lx_put_u64be(key, from);
   MDB_val k = {8, key}, v;
   for (int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
     uint8_t *p = malloc(v.mv_size);
     memcpy(p, v.mv_data, v.mv_size);
-    last = get_u64(k.mv_data);
-    rat = get_u64(p);
+    last = lx_get_u64be(k.mv_data);
+    rat = lx_get_u64be(p);
     lx_chain_hash(prev, last, rat, p + REC_HDR, v.mv_size - REC_HDR, p + 8);
     memcpy(prev, p + 8, LX_HASH_LEN);
     MDB_val nv = {v.mv_size, p};
@@ -147,8 +133,8 @@ static void rechain(MDB_txn *t, MDB_dbi log, MDB_dbi meta, uint64_t from)
   uint8_t h[24 + LX_HASH_LEN];
   memcpy(h, hv.mv_data, sizeof h);
   if (last) {
-    put_u64(h, last);
-    put_u64(h + 8, rat);
+    lx_put_u64be(h, last);
+    lx_put_u64be(h + 8, rat);
     memcpy(h + 16, prev, LX_HASH_LEN);
   }
   hv = (MDB_val){sizeof h, h};
@@ -231,7 +217,7 @@ static void cmd_checkpoint(const char *key_path, const char *unit)
   const lx_head_t *h = lx_store_head(st);
   if (h->seq == 0)
     die("the log is empty: nothing to sign");
-  put_u64(msg, h->seq);
+  lx_put_u64be(msg, h->seq);
   memcpy(msg + 8, h->hash, LX_HASH_LEN);
   crypto_sign_detached(sig, NULL, msg, sizeof msg, sk);
   msgpack_sbuffer sb;
@@ -352,7 +338,7 @@ int main(int argc, char **argv)
     } else if (strcmp(cmd, "delete") == 0 && na >= 1) {
       changed = arg_u64(a[0]);
       uint8_t key[8];
-      put_u64(key, changed);
+      lx_put_u64be(key, changed);
       MDB_val k = {8, key};
       check(mdb_del(t, log, &k, NULL), "delete");
     } else if (strcmp(cmd, "swap") == 0 && na >= 2) {
