@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * mock_host.h: a host table for driving one plugin in a unit test, without
+ * the daemon's loop, sockets or real clock (STYLE.md item 13).
+ *
+ * The plugin is the built shared object, loaded and ABI-checked as lianxind
+ * loads it. Behind the table are the project's own parts: the config loader
+ * and calendar (config/lianxin.yaml), and a real LMDB store in a mkdtemp
+ * directory, written through lx_apply_record, so appeals change state by
+ * the core's state machine and a plugin's apply runs inside the same write
+ * transaction as the record it sees. What differs from the daemon:
+ *
+ *   - the clock is mh.now, moved only by the test;
+ *   - the timer is mh.armed; mh_advance fires it in order, and what the
+ *     plugin appends in on_timer is committed at once (as the daemon's
+ *     lx_ingest_flush_queue does right after on_timer);
+ *   - alerts are captured, with the record's fields, instead of sent;
+ *   - the contract of lx/plugin.h is checked: apply must not read the clock,
+ *     append, publish or arm; only one read transaction at a time; alerts
+ *     name a committed record. A breach fails the test.
+ *
+ * Every helper fails the running cmocka test on an unexpected error. A
+ * failed test leaves its host as it was (store directory included, for
+ * inspection): freeing it mid-callback could not be done safely.
+ */
+#ifndef LX_MOCK_HOST_H
+#define LX_MOCK_HOST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "daemon.h"
+#include "lx/plugin.h"
+
+#define MH_ABSENT INT64_MIN /* an int field that the map does not hold */
+#define MH_MAX 256          /* records and alerts kept per test */
+
+/* The fields an escalation-like body or alert may hold; strings are "" and
+ * ints MH_ABSENT when missing, ints -1 when nil. */
+typedef struct mh_fields {
+  char appeal[65], kind[16], tier[16], from[16], to[16];
+  int64_t deadline, next, due;
+  int n; /* how many keys the map had */
+} mh_fields_t;
+
+/* A record a plugin appended, as committed. */
+typedef struct mh_rec {
+  uint64_t seq;
+  int64_t rat;
+  char type[32], actor[65], unit[100];
+  mh_fields_t body;
+} mh_rec_t;
+
+/* An alert a plugin published. */
+typedef struct mh_alert {
+  uint64_t seq; /* the record it is about */
+  int64_t at;   /* that record's rat */
+  char kind[16], unit[100];
+  mh_fields_t extra;
+} mh_alert_t;
+
+typedef struct mh_queued {
+  char type[32];
+  char unit[100];
+  uint8_t *body;
+  size_t len;
+} mh_queued_t;
+
+struct lx_txn {
+  lx_store_t *store;
+  MDB_txn *txn;
+  bool write;
+};
+
+struct lx_host {
+  const char *so_path;
+  char dir[64];            /* the store's temporary directory */
+  lx_daemon_t d;           /* only cfg and store are used (lx_apply_record) */
+  lx_calendar_t *cal;
+  const lx_conf_kv_t *kv;  /* the plugin's config keys */
+  size_t n_kv;
+  bool used[32];
+  uv_lib_t lib;
+  bool lib_open;
+  const lx_plugin_t *plugin;
+  void *state;
+  bool inited;
+
+  int64_t now;             /* the fake clock */
+  int64_t armed;           /* the timer, -1 when not armed */
+  int fires;               /* on_timer calls */
+  bool in_apply;           /* inside apply: the contract forbids side effects */
+  struct lx_txn rtxn;
+  int reads;               /* read transactions begun (and so ended) */
+  int conf_errors;
+  char conf_error_keys[256]; /* "key1 key2 " */
+  int log_errors;          /* log lines at LX_PLOG_WARN or worse */
+  uint64_t next_id;
+
+  mh_queued_t queue[64];
+  size_t nq;
+  mh_rec_t recs[MH_MAX];   /* records the plugin appended, in log order */
+  size_t n_recs;
+  mh_alert_t alerts[MH_MAX];
+  size_t n_alerts;
+};
+typedef struct lx_host mh_t;
+
+/* Loads config/lianxin.yaml and its calendar, opens a store in a new
+ * temporary directory, loads the plugin at so_path and checks its ABI. The
+ * plugin's config keys are those of the sample's plugins entry named
+ * `plugin` (kv NULL), or kv/n_kv. Caller frees with mh_free. */
+mh_t *mh_new(const char *so_path, const char *plugin, const lx_conf_kv_t *kv, size_t n_kv,
+             int64_t now);
+/* Calls init; returns what it returned. */
+int mh_init(mh_t *h);
+/* Runs on_timer once at the current time, as lianxind does at start, and
+ * commits what it appended; then fires the timer while it is armed for a
+ * time already past, as the loop would at once. */
+void mh_start(mh_t *h);
+/* A restart: close, unload, close the store; then reopen the store, load,
+ * init and start at time `now` (the timer is lost with the process). */
+void mh_restart(mh_t *h, int64_t now);
+/* close (if inited), unload, close the store, remove its directory. */
+void mh_free(mh_t **h);
+
+/* Stores one client event of `type` at `unit` received now, with body `body`
+ * (a MessagePack map), in its own batch: apply, commit, react, and then
+ * whatever the plugin appended. Returns its seq. */
+uint64_t mh_submit(mh_t *h, const char *type, const char *unit, const uint8_t *body, size_t len);
+uint64_t mh_appeal(mh_t *h, const char *id, const char *unit, const char *category, bool urgent);
+uint64_t mh_visit(mh_t *h, const char *appeal, const char *unit);
+uint64_t mh_resolution(mh_t *h, const char *appeal, const char *unit, const char *outcome);
+uint64_t mh_feedback(mh_t *h, const char *appeal, const char *unit, bool satisfied);
+
+/* Moves the clock to `to` (never back), firing the timer each time it is
+ * due on the way, at the time it was armed for. */
+void mh_advance(mh_t *h, int64_t to);
+
+/* The core's state of an appeal, read from the store. */
+lx_appeal_t mh_appeal_state(mh_t *h, const char *id);
+
+#endif
