@@ -2,11 +2,11 @@
  *
  * cli.h: what the parts of the `lianxin` client share.
  *
- * lianxin.c holds the option parsing, the transport and most commands;
- * watch.c holds `watch`; verify.c and backup.c the auditor's tools
- * (verify, backup, export, import; audit_tools.h); timeparse.c the parser of
- * the times people type. Everything here is defined in lianxin.c unless
- * said otherwise.
+ * lianxin.c holds the option parsing, the transport and the small commands;
+ * publish.c holds `publish`, replay.c `replay` and watch.c `watch`; verify.c
+ * and backup.c the auditor's tools (verify, backup, export, import;
+ * audit_tools.h); timeparse.c the parser of the times people type.
+ * Everything here is defined in lianxin.c unless said otherwise.
  */
 #ifndef LX_CLI_H
 #define LX_CLI_H
@@ -71,6 +71,8 @@ void print_json(const cJSON *j, bool pretty);
  * connects it to ep; a SUB subscribes to `subscribe` first. NULL after
  * reporting. */
 void *socket_open_type(cli_t *c, int type, const char *ep, int hwm, const char *subscribe);
+/* Opens a DEALER connected to ep (see socket_open_type). */
+void *socket_open(cli_t *c, const char *ep, int hwm);
 void reply_free(reply_t *r);
 int reply_recv(cli_t *c, void *s, const char *ep, reply_t *r);
 /* Sends one request on the query socket s and waits for its reply. */
@@ -79,6 +81,9 @@ void report_refusal(const char *what, const msgpack_object *reply);
 
 int cmd_getopt(cli_t *c, int argc, char **argv, const struct option *own);
 void cmd_usage_exit(const cli_t *c) __attribute__((noreturn));
+/* Parses a --since, --until or --at value (lx_time_parse) into *out; exits
+ * with the command's usage on a bad one. */
+void time_opt(cli_t *c, const char *name, const char *arg, int64_t *out);
 
 /* timeparse.c: a time as people type it, to ms since the epoch: integer
  * ms, 2026-11-01 (local midnight), 2026-11-01T08:00[:SS[.fff]] (local),
@@ -95,7 +100,9 @@ int cmd_export(cli_t *c, int argc, char **argv);
 int cmd_import(cli_t *c, int argc, char **argv);
 int cmd_audit(cli_t *c, int argc, char **argv);
 
-/* watch.c */
+/* publish.c, replay.c, watch.c */
+int cmd_publish(cli_t *c, int argc, char **argv);
+int cmd_replay(cli_t *c, int argc, char **argv);
 int cmd_watch(cli_t *c, int argc, char **argv);
 
 #endif

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT
  *
- * config.c: loads and checks the daemon's YAML configuration (config.h).
+ * config.c: loads and checks the daemon's YAML configuration (config.h):
+ * the checking machinery and every section but deadlines and calendar.
  *
  * A broken config should cost the operator one edit, not one restart per
  * mistake, so the loader never stops at the first problem. It reads the file
@@ -13,22 +14,24 @@
  *     non-string keys, aliases and absurd nesting. Later passes skip a
  *     repeated key; aliases stop the load, because a few aliased lists can
  *     stand for billions of units.
- *  2. check_map() checks one mapping against a table of fields (type,
- *     required, range), rejects unknown keys by listing the valid ones,
- *     writes scalar values by offset and hands back the nodes of nested
- *     sections, which small per-section walkers descend into.
+ *  2. lx__cfg_check_map() checks one mapping against a table of fields
+ *     (type, required, range), rejects unknown keys by listing the valid
+ *     ones, writes scalar values by offset and hands back the nodes of
+ *     nested sections, which small per-section walkers descend into.
  *  3. Checks that span keys (map_max against map_size, deadline overrides
  *     against the category list, exchanged workdays against the weekend)
  *     run after the sections they need and are reported at the line of the
  *     key that caused them.
  * Problems are sorted by line at the end, so they read in file order.
- * The calendar may pull in per-year files (calendar.files): each is parsed
- * and checked the same way with its own document, and its problems carry
- * its own name and lines but sort at the line of the entry naming it.
  * The same tables print the key reference (lx_config_print_schema).
+ *
+ * The two sections that decide when an appeal is due, deadlines and
+ * calendar (with its per-year files), are checked in config_calendar.c;
+ * config_internal.h is what the two files share: the schema types, the
+ * context and the helpers above, whose shared ones are named lx__cfg_*.
  */
 #include "config.h"
-#include "calendar.h"
+#include "config_internal.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -45,49 +48,7 @@
 #define GIB (1024ULL * MIB)
 #define TIB (1024ULL * GIB)
 
-#define CFG_PATH 512        /* a key path in a message; longer ones are cut */
-#define CFG_MAX_FIELDS 12    /* the widest section */
-#define CFG_MAX_DEPTH 64    /* deeper nesting is an error, not a stack overflow */
-#define CFG_NAME_MAX 256    /* human names, bytes of UTF-8 */
-#define CFG_PATH_MAX 4096   /* file paths in the config */
-#define CFG_EP_MAX 255      /* ZeroMQ endpoints */
-#define CFG_PLUGIN_MAX 64   /* plugin names */
-#define NO_OFF ((size_t)-1) /* the field is not stored by offset */
-
 /* ---------------------------------------------------------------- schema */
-
-enum cfg_type {
-  CT_STRING,   /* UTF-8, min..max bytes */
-  CT_CODE,     /* min..max of [a-z0-9-]: unit and category codes */
-  CT_NAME,     /* min..max of [a-z0-9_-]: plugin names */
-  CT_ENDPOINT, /* a ZeroMQ endpoint: transport://address, 1..255 bytes */
-  CT_INT,      /* a decimal integer min..max, stored as int */
-  CT_SIZE,     /* bytes, or a number with KiB/MiB/GiB/TiB; stored as uint64_t */
-  CT_OFFSET,   /* a UTC offset "+HH:MM" or "-HH:MM"; stored as int minutes */
-  CT_TIME,     /* a local time of day "HH:MM" (up to 24:00); stored as int minutes */
-  CT_MAP,      /* a nested mapping, walked by the caller */
-  CT_LIST,     /* a list of min..max entries, walked by the caller */
-};
-
-typedef struct cfg_field {
-  const char *key;
-  enum cfg_type type;
-  bool required;
-  int64_t min, max; /* value range; byte length for text; entries for lists */
-  size_t off;       /* where check_map stores a scalar in dest, or NO_OFF */
-  const char *def;  /* the default as the reference shows it, or NULL */
-  const char *desc;
-} cfg_field_t;
-
-typedef struct cfg_section {
-  const char *path; /* as the reference shows it: "units[].townships[]" */
-  const cfg_field_t *fields;
-  size_t n;
-  bool open; /* keys outside the table belong to someone else (plugins) */
-} cfg_section_t;
-
-#define SECTION(p, f, o) {p, f, sizeof(f) / sizeof((f)[0]), o}
-#define TIER(t) offsetof(lx_tier_days_t, days[t])
 
 static const cfg_field_t top_fields[] = {
   {"listen", CT_MAP, false, 0, 0, NO_OFF, NULL, "the ZeroMQ endpoints the daemon binds"},
@@ -170,61 +131,11 @@ static const cfg_field_t category_fields[] = {
   {"name", CT_STRING, true, 1, CFG_NAME_MAX, NO_OFF, NULL, "what a person reads, UTF-8"},
 };
 
-static const cfg_field_t deadlines_fields[] = {
-  {"normal", CT_MAP, false, 0, 0, NO_OFF, NULL, "days per tier for normal appeals"},
-  {"urgent", CT_MAP, false, 0, 0, NO_OFF, NULL, "days per tier for urgent appeals"},
-  {"categories", CT_MAP, false, 0, 0, NO_OFF, NULL,
-   "per-category overrides: a category code maps to {normal, urgent}"},
-};
-
-#define TIER_FIELDS(d1, d2, d3)                                                       \
-  {"community", CT_INT, false, 1, 365, TIER(LX_TIER_COMMUNITY), d1,                  \
-   "working days at the community"},                                                 \
-  {"township", CT_INT, false, 1, 365, TIER(LX_TIER_TOWNSHIP), d2,                    \
-   "working days at the township"},                                                  \
-  {"county", CT_INT, false, 1, 365, TIER(LX_TIER_COUNTY), d3, "working days at the county"}
-static const cfg_field_t tiers_normal_fields[] = {TIER_FIELDS("3", "5", "10")};
-static const cfg_field_t tiers_urgent_fields[] = {TIER_FIELDS("1", "2", "3")};
-static const cfg_field_t tiers_override_fields[] = {
-  TIER_FIELDS("inherited", "inherited", "inherited")};
-
-static const cfg_field_t override_fields[] = {
-  {"normal", CT_MAP, false, 0, 0, NO_OFF, NULL, "overrides of deadlines.normal"},
-  {"urgent", CT_MAP, false, 0, 0, NO_OFF, NULL, "overrides of deadlines.urgent"},
-};
-
 static const cfg_field_t plugin_fields[] = {
   {"name", CT_NAME, true, 1, CFG_PLUGIN_MAX, NO_OFF, NULL, "the plugin's name; unique"},
   {"path", CT_STRING, false, 1, CFG_PATH_MAX, NO_OFF, "the build's plugin dir",
    "its shared object; relative to the config file's directory"},
 };
-
-/* Offsets are in minutes: UTC-14:00 .. UTC+14:00 spans every zone in use. */
-static const cfg_field_t calendar_fields[] = {
-  {"utc_offset", CT_OFFSET, false, -14 * 60, 14 * 60,
-   offsetof(lx_calendar_conf_t, utc_offset_min), "+08:00",
-   "local time as a fixed offset from UTC, \"+HH:MM\" (China has no daylight saving time)"},
-  {"workday_end", CT_TIME, false, 1, 24 * 60, offsetof(lx_calendar_conf_t, workday_end_min),
-   "18:00", "a working day ends at this local time, \"HH:MM\"; deadlines fall on it"},
-  {"weekend", CT_LIST, false, 0, 7, NO_OFF, "[sat, sun]",
-   "the days off every week: mon, tue, wed, thu, fri, sat, sun"},
-  {"years", CT_LIST, false, 0, 1000, NO_OFF, "[]",
-   "each year's holidays and exchanged working days, written here"},
-  {"files", CT_LIST, false, 0, 1000, NO_OFF, "[]",
-   "per-year files, relative to the config file's directory; each holds one mapping "
-   "shaped like a calendar.years[] entry"},
-};
-enum { CAL_UTC_OFFSET, CAL_WORKDAY_END, CAL_WEEKEND, CAL_YEARS, CAL_FILES };
-
-static const cfg_field_t cal_year_fields[] = {
-  {"year", CT_INT, true, LX_CAL_YEAR_MIN, LX_CAL_YEAR_MAX, offsetof(lx_cal_year_t, year), NULL,
-   "the year this arrangement is for; each year once"},
-  {"holidays", CT_LIST, false, 0, LX_CAL_DAYS, NO_OFF, "[]",
-   "days off: \"YYYY-MM-DD\" or an inclusive range \"YYYY-MM-DD..YYYY-MM-DD\" in the year"},
-  {"workdays", CT_LIST, false, 0, LX_CAL_DAYS, NO_OFF, "[]",
-   "weekend days worked in exchange (调休上班), written the same way"},
-};
-enum { YEAR_YEAR, YEAR_HOLIDAYS, YEAR_WORKDAYS };
 
 static const cfg_section_t top_sec = SECTION("", top_fields, false);
 static const cfg_section_t listen_sec = SECTION("listen", listen_fields, false);
@@ -235,24 +146,16 @@ static const cfg_section_t unit_secs[] = {
   [LX_TIER_COMMUNITY] = SECTION("units[].townships[].communities[]", community_fields, false),
 };
 static const cfg_section_t category_sec = SECTION("categories[]", category_fields, false);
-static const cfg_section_t deadlines_sec = SECTION("deadlines", deadlines_fields, false);
-static const cfg_section_t normal_sec = SECTION("deadlines.normal", tiers_normal_fields, false);
-static const cfg_section_t urgent_sec = SECTION("deadlines.urgent", tiers_urgent_fields, false);
-static const cfg_section_t override_sec =
-  SECTION("deadlines.categories.CODE", override_fields, false);
-static const cfg_section_t override_tiers_sec =
-  SECTION("deadlines.categories.CODE.normal|urgent", tiers_override_fields, false);
 static const cfg_section_t plugin_sec = SECTION("plugins[]", plugin_fields, true);
-static const cfg_section_t calendar_sec = SECTION("calendar", calendar_fields, false);
 static const cfg_section_t checkpoints_sec = SECTION("checkpoints", checkpoints_fields, false);
 static const cfg_section_t security_sec = SECTION("security", security_fields, false);
-static const cfg_section_t cal_year_sec = SECTION("calendar.years[]", cal_year_fields, false);
 
 static const cfg_section_t *const all_secs[] = {
   &top_sec, &listen_sec, &store_sec, &unit_secs[LX_TIER_COUNTY],
   &unit_secs[LX_TIER_TOWNSHIP], &unit_secs[LX_TIER_COMMUNITY], &category_sec,
-  &deadlines_sec, &normal_sec, &urgent_sec, &override_sec, &override_tiers_sec, &calendar_sec,
-  &cal_year_sec, &plugin_sec, &checkpoints_sec, &security_sec,
+  &lx__cfg_deadlines_sec, &lx__cfg_normal_sec, &lx__cfg_urgent_sec, &lx__cfg_override_sec,
+  &lx__cfg_override_tiers_sec, &lx__cfg_calendar_sec, &lx__cfg_cal_year_sec, &plugin_sec,
+  &checkpoints_sec, &security_sec,
 };
 
 /* ------------------------------------------------------------- problems */
@@ -264,20 +167,6 @@ typedef struct cfg_problem {
   size_t seq; /* report order, so sorting by line is stable */
   char *text;
 } cfg_problem_t;
-
-typedef struct cfg_ctx {
-  const char *file;
-  yaml_document_t *doc;
-  lx_config_t *cfg;
-  cfg_problem_t *probs;
-  size_t n_probs, cap_probs;
-  size_t cap_units, cap_cats, cap_overrides, cap_plugins, cap_years;
-  int include_line; /* checking a per-year file named at this line; 0: the config */
-  int file_entry;   /* 1 + the calendar.files entry being checked, or 0 */
-  bool cats_broken; /* no usable category list: skip cross-checks on it */
-  bool weekend_broken; /* calendar.weekend is bad: skip checks of workdays on it */
-  bool oom;
-} cfg_ctx_t;
 
 static char *vformat(const char *fmt, va_list ap)
 {
@@ -303,7 +192,7 @@ static char *format(const char *fmt, ...)
 
 /* Grows an array to hold n + 1 elements; returns it (maybe moved) or NULL,
  * leaving the old array in place, on out of memory. */
-static void *grow(cfg_ctx_t *c, void *arr, size_t *cap, size_t n, size_t size)
+void *lx__cfg_grow(cfg_ctx_t *c, void *arr, size_t *cap, size_t n, size_t size)
 {
   if (n < *cap)
     return arr;
@@ -319,9 +208,7 @@ static void *grow(cfg_ctx_t *c, void *arr, size_t *cap, size_t n, size_t size)
 
 /* Records one problem. line 0 leaves out the line, path NULL the key path
  * (used for "cannot open"); an empty path is the document itself. */
-static void cfg_err(cfg_ctx_t *c, int line, const char *path, const char *fmt, ...)
-  __attribute__((format(printf, 4, 5)));
-static void cfg_err(cfg_ctx_t *c, int line, const char *path, const char *fmt, ...)
+void lx__cfg_err(cfg_ctx_t *c, int line, const char *path, const char *fmt, ...)
 {
   va_list ap;
   va_start(ap, fmt);
@@ -335,7 +222,7 @@ static void cfg_err(cfg_ctx_t *c, int line, const char *path, const char *fmt, .
   else if (reason)
     text = format("%s%s: %s\n", c->file, at, reason);
   free(reason);
-  cfg_problem_t *p = text ? grow(c, c->probs, &c->cap_probs, c->n_probs, sizeof *p) : NULL;
+  cfg_problem_t *p = text ? lx__cfg_grow(c, c->probs, &c->cap_probs, c->n_probs, sizeof *p) : NULL;
   if (!p) {
     free(text);
     c->oom = true;
@@ -386,21 +273,7 @@ static char *take_problems(cfg_ctx_t *c)
 
 /* ------------------------------------------------------------ yaml nodes */
 
-static int node_line(const yaml_node_t *n) { return (int)n->start_mark.line + 1; }
-static const char *sval(const yaml_node_t *n) { return (const char *)n->data.scalar.value; }
-static size_t slen(const yaml_node_t *n) { return n->data.scalar.length; }
-
-static size_t seq_len(const yaml_node_t *n)
-{
-  return (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
-}
-
-static yaml_node_t *seq_item(cfg_ctx_t *c, const yaml_node_t *n, size_t i)
-{
-  return yaml_document_get_node(c->doc, n->data.sequence.items.start[i]);
-}
-
-static bool is_null(const yaml_node_t *n)
+bool lx__cfg_is_null(const yaml_node_t *n)
 {
   if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
     return false;
@@ -421,7 +294,7 @@ static const char *kind_noun(const yaml_node_t *n)
     return "a list";
   if (n->type == YAML_MAPPING_NODE)
     return "a mapping";
-  return is_null(n) ? "an empty value" : "a string";
+  return lx__cfg_is_null(n) ? "an empty value" : "a string";
 }
 
 static const char *type_noun(enum cfg_type t)
@@ -438,7 +311,7 @@ static const char *type_noun(enum cfg_type t)
 /* Copies a scalar, quoted, into buf for a message: control bytes escaped,
  * long values cut at a character boundary so a hostile value cannot flood
  * the log. buf must hold at least 16 bytes. */
-static const char *show(const yaml_node_t *n, char *buf, size_t size)
+const char *lx__cfg_show(const yaml_node_t *n, char *buf, size_t size)
 {
   const unsigned char *s = n->data.scalar.value;
   size_t len = slen(n), o = 0, i = 0;
@@ -467,7 +340,7 @@ static const char *show(const yaml_node_t *n, char *buf, size_t size)
 }
 
 /* key paths: "units[0].townships[1].code"; control bytes in keys become '?' */
-static void path_key(char *out, const char *base, const char *key)
+void lx__cfg_path_key(char *out, const char *base, const char *key)
 {
   size_t o = (size_t)snprintf(out, CFG_PATH, "%s%s", base, *base ? "." : "");
   for (; *key && o + 1 < CFG_PATH; key++)
@@ -475,13 +348,13 @@ static void path_key(char *out, const char *base, const char *key)
   out[o < CFG_PATH ? o : CFG_PATH - 1] = '\0';
 }
 
-static void path_idx(char *out, const char *base, size_t i)
+void lx__cfg_path_idx(char *out, const char *base, size_t i)
 {
   snprintf(out, CFG_PATH, "%s[%zu]", base, i);
 }
 
 /* Returns the earlier key of this mapping equal to PAIR's key, or NULL. */
-static yaml_node_t *earlier_key(cfg_ctx_t *c, const yaml_node_t *map, const yaml_node_pair_t *pair)
+yaml_node_t *lx__cfg_earlier_key(cfg_ctx_t *c, const yaml_node_t *map, const yaml_node_pair_t *pair)
 {
   yaml_node_t *k = yaml_document_get_node(c->doc, pair->key);
   for (const yaml_node_pair_t *p = map->data.mapping.pairs.start; p < pair; p++) {
@@ -510,14 +383,14 @@ static void scan_mapping(cfg_ctx_t *c, cfg_scan_t *s, yaml_node_t *n, const char
     yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
     yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
     if (k->type != YAML_SCALAR_NODE) {
-      cfg_err(c, node_line(k), path, "a key must be a string, not %s", kind_noun(k));
+      lx__cfg_err(c, node_line(k), path, "a key must be a string, not %s", kind_noun(k));
       s->fatal = true;
       continue;
     }
-    path_key(kpath, path, sval(k));
-    yaml_node_t *first = earlier_key(c, n, p);
+    lx__cfg_path_key(kpath, path, sval(k));
+    yaml_node_t *first = lx__cfg_earlier_key(c, n, p);
     if (first)
-      cfg_err(c, node_line(k), kpath, "duplicate key; first at line %d", node_line(first));
+      lx__cfg_err(c, node_line(k), kpath, "duplicate key; first at line %d", node_line(first));
     scan_node(c, s, v, node_line(k), kpath, depth + 1);
   }
 }
@@ -529,13 +402,13 @@ static void scan_node(cfg_ctx_t *c, cfg_scan_t *s, yaml_node_t *n, int line, con
 {
   size_t idx = (size_t)(n - c->doc->nodes.start);
   if (s->seen[idx]) {
-    cfg_err(c, line, path, "YAML aliases are not supported; write the value out");
+    lx__cfg_err(c, line, path, "YAML aliases are not supported; write the value out");
     s->fatal = true;
     return;
   }
   s->seen[idx] = 1;
   if (depth > CFG_MAX_DEPTH) {
-    cfg_err(c, line, path, "nested deeper than %d levels", CFG_MAX_DEPTH);
+    lx__cfg_err(c, line, path, "nested deeper than %d levels", CFG_MAX_DEPTH);
     s->fatal = true;
     return;
   }
@@ -546,13 +419,13 @@ static void scan_node(cfg_ctx_t *c, cfg_scan_t *s, yaml_node_t *n, int line, con
   char ipath[CFG_PATH];
   for (size_t i = 0; i < seq_len(n) && !s->fatal; i++) {
     yaml_node_t *item = seq_item(c, n, i);
-    path_idx(ipath, path, i);
+    lx__cfg_path_idx(ipath, path, i);
     scan_node(c, s, item, node_line(item), ipath, depth + 1);
   }
 }
 
 /* Returns false if the document must not be walked any further. */
-static bool scan_tree(cfg_ctx_t *c, yaml_node_t *root)
+bool lx__cfg_scan_tree(cfg_ctx_t *c, yaml_node_t *root)
 {
   size_t n = (size_t)(c->doc->nodes.top - c->doc->nodes.start);
   cfg_scan_t s = {calloc(n ? n : 1, 1), false};
@@ -653,24 +526,24 @@ static bool check_text(cfg_ctx_t *c, const cfg_field_t *f, const yaml_node_t *v,
   const char *s = sval(v);
   size_t len = slen(v), bad;
   if (f->type == CT_ENDPOINT && !endpoint_ok(s, len)) {
-    cfg_err(c, line, path,
-            "%s is not a ZeroMQ endpoint: expected transport://address, at most %d bytes",
-            show(v, vb, sizeof vb), CFG_EP_MAX);
+    lx__cfg_err(c, line, path,
+                "%s is not a ZeroMQ endpoint: expected transport://address, at most %d bytes",
+                lx__cfg_show(v, vb, sizeof vb), CFG_EP_MAX);
     return false;
   }
   if (len == 0 && f->min > 0) {
-    cfg_err(c, line, path, "must not be empty");
+    lx__cfg_err(c, line, path, "must not be empty");
     return false;
   }
   if ((int64_t)len > f->max) {
-    cfg_err(c, line, path, "%s is too long: %zu bytes, at most %lld", show(v, vb, sizeof vb), len,
-            (long long)f->max);
+    lx__cfg_err(c, line, path, "%s is too long: %zu bytes, at most %lld",
+                lx__cfg_show(v, vb, sizeof vb), len, (long long)f->max);
     return false;
   }
   if ((f->type == CT_CODE || f->type == CT_NAME) &&
       (bad = code_bad(s, len, f->type == CT_NAME)) < len) {
-    cfg_err(c, line, path, "%s has a character other than a-z, 0-9%s and - at byte %zu",
-            show(v, vb, sizeof vb), f->type == CT_NAME ? ", _" : "", bad);
+    lx__cfg_err(c, line, path, "%s has a character other than a-z, 0-9%s and - at byte %zu",
+                lx__cfg_show(v, vb, sizeof vb), f->type == CT_NAME ? ", _" : "", bad);
     return false;
   }
   if (f->off != NO_OFF) {
@@ -690,13 +563,13 @@ static bool check_int(cfg_ctx_t *c, const cfg_field_t *f, const yaml_node_t *v, 
   int64_t x = 0;
   int r = parse_int(sval(v), &x);
   if (r == -1) {
-    cfg_err(c, line, path, "expected an integer, got %s", show(v, vb, sizeof vb));
+    lx__cfg_err(c, line, path, "expected an integer, got %s", lx__cfg_show(v, vb, sizeof vb));
     return false;
   }
   if (r == -2 || x < f->min || x > f->max) {
     /* only digits by now, but maybe thousands of them */
-    cfg_err(c, line, path, "%.40s%s is out of range %lld..%lld", sval(v),
-            slen(v) > 40 ? "..." : "", (long long)f->min, (long long)f->max);
+    lx__cfg_err(c, line, path, "%.40s%s is out of range %lld..%lld", sval(v),
+                slen(v) > 40 ? "..." : "", (long long)f->min, (long long)f->max);
     return false;
   }
   if (f->off != NO_OFF)
@@ -711,14 +584,15 @@ static bool check_size(cfg_ctx_t *c, const cfg_field_t *f, const yaml_node_t *v,
   uint64_t x = 0;
   int r = parse_size(sval(v), &x);
   if (r == -1) {
-    cfg_err(c, line, path,
-            "bad size %s: write a number of bytes, optionally followed by KiB, MiB, GiB or TiB",
-            show(v, vb, sizeof vb));
+    lx__cfg_err(c, line, path,
+                "bad size %s: write a number of bytes, optionally followed by KiB, MiB, GiB or TiB",
+                lx__cfg_show(v, vb, sizeof vb));
     return false;
   }
   if (r == -2 || x < (uint64_t)f->min || x > (uint64_t)f->max) {
-    cfg_err(c, line, path, "%s is out of range %s..%s", show(v, vb, sizeof vb),
-            fmt_size((uint64_t)f->min, lo, sizeof lo), fmt_size((uint64_t)f->max, hi, sizeof hi));
+    lx__cfg_err(c, line, path, "%s is out of range %s..%s", lx__cfg_show(v, vb, sizeof vb),
+                fmt_size((uint64_t)f->min, lo, sizeof lo),
+                fmt_size((uint64_t)f->max, hi, sizeof hi));
     return false;
   }
   if (f->off != NO_OFF)
@@ -763,13 +637,14 @@ static bool check_clock(cfg_ctx_t *c, const cfg_field_t *f, const yaml_node_t *v
   bool sign = f->type == CT_OFFSET;
   int x = 0;
   if (!parse_hhmm(sval(v), sign, &x)) {
-    cfg_err(c, line, path, "expected %s such as \"%s\", got %s", type_noun(f->type),
-            sign ? "+08:00" : "18:00", show(v, vb, sizeof vb));
+    lx__cfg_err(c, line, path, "expected %s such as \"%s\", got %s", type_noun(f->type),
+                sign ? "+08:00" : "18:00", lx__cfg_show(v, vb, sizeof vb));
     return false;
   }
   if (x < f->min || x > f->max) {
-    cfg_err(c, line, path, "%s is out of range %s..%s", show(v, vb, sizeof vb),
-            fmt_hhmm((int)f->min, sign, lo, sizeof lo), fmt_hhmm((int)f->max, sign, hi, sizeof hi));
+    lx__cfg_err(c, line, path, "%s is out of range %s..%s", lx__cfg_show(v, vb, sizeof vb),
+                fmt_hhmm((int)f->min, sign, lo, sizeof lo),
+                fmt_hhmm((int)f->max, sign, hi, sizeof hi));
     return false;
   }
   if (f->off != NO_OFF)
@@ -783,22 +658,22 @@ static yaml_node_t *check_nested(cfg_ctx_t *c, const cfg_field_t *f, yaml_node_t
                                  const char *path)
 {
   yaml_node_type_t want = f->type == CT_MAP ? YAML_MAPPING_NODE : YAML_SEQUENCE_NODE;
-  if (is_null(v) && !f->required)
+  if (lx__cfg_is_null(v) && !f->required)
     return NULL;
   if (v->type != want) {
-    cfg_err(c, line, path, "expected %s, got %s", type_noun(f->type), kind_noun(v));
+    lx__cfg_err(c, line, path, "expected %s, got %s", type_noun(f->type), kind_noun(v));
     return NULL;
   }
   if (f->type != CT_LIST)
     return v;
   size_t n = seq_len(v);
   if (n == 0 && f->min > 0) {
-    cfg_err(c, line, path, "must not be empty");
+    lx__cfg_err(c, line, path, "must not be empty");
     return NULL;
   }
   if ((int64_t)n < f->min || (int64_t)n > f->max) {
-    cfg_err(c, line, path, "has %zu entries; %lld..%lld allowed", n, (long long)f->min,
-            (long long)f->max);
+    lx__cfg_err(c, line, path, "has %zu entries; %lld..%lld allowed", n, (long long)f->min,
+                (long long)f->max);
     return NULL;
   }
   return v;
@@ -807,17 +682,17 @@ static yaml_node_t *check_nested(cfg_ctx_t *c, const cfg_field_t *f, yaml_node_t
 /* Checks one value against its field and stores it (when the field has an
  * offset). Returns the value's node if it is good, else reports and
  * returns NULL. line is the key's line: that is where a reader looks. */
-static yaml_node_t *field_value(cfg_ctx_t *c, const cfg_field_t *f, yaml_node_t *v, int line,
-                                const char *path, void *dest)
+yaml_node_t *lx__cfg_field_value(cfg_ctx_t *c, const cfg_field_t *f, yaml_node_t *v, int line,
+                                 const char *path, void *dest)
 {
   if (f->type == CT_MAP || f->type == CT_LIST)
     return check_nested(c, f, v, line, path);
-  if (v->type != YAML_SCALAR_NODE || is_null(v)) {
-    cfg_err(c, line, path, "expected %s, got %s", type_noun(f->type), kind_noun(v));
+  if (v->type != YAML_SCALAR_NODE || lx__cfg_is_null(v)) {
+    lx__cfg_err(c, line, path, "expected %s, got %s", type_noun(f->type), kind_noun(v));
     return NULL;
   }
   if (strlen(sval(v)) != slen(v)) {
-    cfg_err(c, line, path, "must not contain a NUL byte");
+    lx__cfg_err(c, line, path, "must not contain a NUL byte");
     return NULL;
   }
   bool ok;
@@ -839,15 +714,15 @@ static void unknown_key(cfg_ctx_t *c, int line, const char *path, const cfg_sect
   list[0] = '\0';
   for (size_t i = 0; i < sec->n && o < sizeof list; i++)
     o += (size_t)snprintf(list + o, sizeof list - o, "%s%s", i ? ", " : "", sec->fields[i].key);
-  cfg_err(c, line, path, "unknown key; valid keys: %s", list);
+  lx__cfg_err(c, line, path, "unknown key; valid keys: %s", list);
 }
 
 /* Checks mapping NODE (at key path PATH) against SEC: reports unknown keys,
  * missing required keys and bad values, stores scalar values into DEST by
  * offset, and sets got[i] to the node of each good, present field (NULL
  * otherwise). Returns false if NODE is not a mapping at all. */
-static bool check_map(cfg_ctx_t *c, yaml_node_t *node, const char *path,
-                      const cfg_section_t *sec, void *dest, yaml_node_t **got)
+bool lx__cfg_check_map(cfg_ctx_t *c, yaml_node_t *node, const char *path,
+                       const cfg_section_t *sec, void *dest, yaml_node_t **got)
 {
   bool seen[CFG_MAX_FIELDS] = {false};
   char kpath[CFG_PATH];
@@ -855,15 +730,15 @@ static bool check_map(cfg_ctx_t *c, yaml_node_t *node, const char *path,
   for (size_t i = 0; i < sec->n; i++)
     got[i] = NULL;
   if (node->type != YAML_MAPPING_NODE) {
-    cfg_err(c, node_line(node), path, "expected a mapping, got %s", kind_noun(node));
+    lx__cfg_err(c, node_line(node), path, "expected a mapping, got %s", kind_noun(node));
     return false;
   }
   for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top;
        p++) {
     yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
-    if (k->type != YAML_SCALAR_NODE || earlier_key(c, node, p))
+    if (k->type != YAML_SCALAR_NODE || lx__cfg_earlier_key(c, node, p))
       continue; /* reported by scan_node */
-    path_key(kpath, path, sval(k));
+    lx__cfg_path_key(kpath, path, sval(k));
     size_t i = 0;
     while (i < sec->n && strcmp(sec->fields[i].key, sval(k)))
       i++;
@@ -874,19 +749,19 @@ static bool check_map(cfg_ctx_t *c, yaml_node_t *node, const char *path,
     }
     seen[i] = true;
     yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
-    got[i] = field_value(c, &sec->fields[i], v, node_line(k), kpath, dest);
+    got[i] = lx__cfg_field_value(c, &sec->fields[i], v, node_line(k), kpath, dest);
   }
   for (size_t i = 0; i < sec->n; i++)
     if (sec->fields[i].required && !seen[i]) {
-      path_key(kpath, path, sec->fields[i].key);
-      cfg_err(c, node_line(node), kpath, "required key missing");
+      lx__cfg_path_key(kpath, path, sec->fields[i].key);
+      lx__cfg_err(c, node_line(node), kpath, "required key missing");
     }
   return true;
 }
 
 /* ------------------------------------------------------------- sections */
 
-static char *resolve(cfg_ctx_t *c, const char *p)
+char *lx__cfg_resolve(cfg_ctx_t *c, const char *p)
 {
   const char *dir = c->cfg->dir;
   size_t dl = strlen(dir);
@@ -904,9 +779,9 @@ static bool sibling_dup(cfg_ctx_t *c, yaml_node_t *const *seen, size_t n, const 
   for (size_t j = 0; j < n; j++) {
     if (!seen[j] || !same_scalar(seen[j], v))
       continue;
-    path_key(kpath, ipath, key);
-    cfg_err(c, node_line(v), kpath, "duplicate %s %s; first at line %d", what,
-            show(v, vb, sizeof vb), node_line(seen[j]));
+    lx__cfg_path_key(kpath, ipath, key);
+    lx__cfg_err(c, node_line(v), kpath, "duplicate %s %s; first at line %d", what,
+                lx__cfg_show(v, vb, sizeof vb), node_line(seen[j]));
     return true;
   }
   return false;
@@ -918,18 +793,18 @@ static void check_store(cfg_ctx_t *c, yaml_node_t *node)
   lx_config_t *cfg = c->cfg;
   size_t before = c->n_probs;
   char a[32], b[32];
-  if (!check_map(c, node, "store", &store_sec, cfg, got) || c->n_probs != before)
+  if (!lx__cfg_check_map(c, node, "store", &store_sec, cfg, got) || c->n_probs != before)
     return; /* a bad size would make the comparison below noise */
   if (cfg->map_max >= cfg->map_size)
     return;
   if (got[STORE_MAP_MAX])
-    cfg_err(c, node_line(got[STORE_MAP_MAX]), "store.map_max",
-            "%s is smaller than store.map_size (%s)", fmt_size(cfg->map_max, a, sizeof a),
-            fmt_size(cfg->map_size, b, sizeof b));
+    lx__cfg_err(c, node_line(got[STORE_MAP_MAX]), "store.map_max",
+                "%s is smaller than store.map_size (%s)", fmt_size(cfg->map_max, a, sizeof a),
+                fmt_size(cfg->map_size, b, sizeof b));
   else
-    cfg_err(c, node_line(got[STORE_MAP_SIZE]), "store.map_size",
-            "%s is larger than store.map_max (default %s)", fmt_size(cfg->map_size, a, sizeof a),
-            fmt_size(cfg->map_max, b, sizeof b));
+    lx__cfg_err(c, node_line(got[STORE_MAP_SIZE]), "store.map_size",
+                "%s is larger than store.map_max (default %s)",
+                fmt_size(cfg->map_size, a, sizeof a), fmt_size(cfg->map_max, b, sizeof b));
 }
 
 /* Appends a unit under PARENT (-1 for a county). Returns its index, or -2
@@ -940,7 +815,7 @@ static int unit_add(cfg_ctx_t *c, yaml_node_t **got, int tier, int parent)
   lx_config_t *cfg = c->cfg;
   if (!got[UNIT_CODE] || parent == -2)
     return -2;
-  lx_unit_t *u = grow(c, cfg->units, &c->cap_units, cfg->n_units, sizeof *u);
+  lx_unit_t *u = lx__cfg_grow(c, cfg->units, &c->cap_units, cfg->n_units, sizeof *u);
   if (!u)
     return -2;
   cfg->units = u;
@@ -973,8 +848,8 @@ static void walk_units(cfg_ctx_t *c, yaml_node_t *seq, const char *path, int tie
     return;
   }
   for (size_t i = 0; i < n; i++) {
-    path_idx(ipath, path, i);
-    if (!check_map(c, seq_item(c, seq, i), ipath, &unit_secs[tier], NULL, got))
+    lx__cfg_path_idx(ipath, path, i);
+    if (!lx__cfg_check_map(c, seq_item(c, seq, i), ipath, &unit_secs[tier], NULL, got))
       continue;
     if (got[UNIT_CODE] && sibling_dup(c, codes, i, got[UNIT_CODE], ipath, "code", "code"))
       got[UNIT_CODE] = NULL;
@@ -982,7 +857,7 @@ static void walk_units(cfg_ctx_t *c, yaml_node_t *seq, const char *path, int tie
     int self = unit_add(c, got, tier, parent);
     if (tier == LX_TIER_COMMUNITY || !got[UNIT_CHILDREN])
       continue;
-    path_key(cpath, ipath, unit_secs[tier].fields[UNIT_CHILDREN].key);
+    lx__cfg_path_key(cpath, ipath, unit_secs[tier].fields[UNIT_CHILDREN].key);
     walk_units(c, got[UNIT_CHILDREN], cpath, tier - 1, self);
   }
   free(codes);
@@ -991,7 +866,7 @@ static void walk_units(cfg_ctx_t *c, yaml_node_t *seq, const char *path, int tie
 static void category_add(cfg_ctx_t *c, yaml_node_t *code, yaml_node_t *name)
 {
   lx_config_t *cfg = c->cfg;
-  lx_category_t *k = grow(c, cfg->categories, &c->cap_cats, cfg->n_categories, sizeof *k);
+  lx_category_t *k = lx__cfg_grow(c, cfg->categories, &c->cap_cats, cfg->n_categories, sizeof *k);
   if (!k)
     return;
   cfg->categories = k;
@@ -1011,8 +886,8 @@ static void walk_categories(cfg_ctx_t *c, yaml_node_t *seq)
     return;
   }
   for (size_t i = 0; i < n; i++) {
-    path_idx(ipath, "categories", i);
-    if (!check_map(c, seq_item(c, seq, i), ipath, &category_sec, NULL, got) || !got[0])
+    lx__cfg_path_idx(ipath, "categories", i);
+    if (!lx__cfg_check_map(c, seq_item(c, seq, i), ipath, &category_sec, NULL, got) || !got[0])
       continue;
     if (sibling_dup(c, codes, i, got[0], ipath, "code", "category code"))
       continue;
@@ -1020,81 +895,6 @@ static void walk_categories(cfg_ctx_t *c, yaml_node_t *seq)
     category_add(c, got[0], got[1]);
   }
   free(codes);
-}
-
-static void unknown_category(cfg_ctx_t *c, const yaml_node_t *k, const char *path)
-{
-  const lx_config_t *cfg = c->cfg;
-  size_t total = 1;
-  for (size_t i = 0; i < cfg->n_categories; i++)
-    total += strlen(cfg->categories[i].code) + 2;
-  char *list = malloc(total), *o = list;
-  if (!list) {
-    c->oom = true;
-    return;
-  }
-  *o = '\0';
-  for (size_t i = 0; i < cfg->n_categories; i++)
-    o = stpcpy(stpcpy(o, i ? ", " : ""), cfg->categories[i].code);
-  cfg_err(c, node_line(k), path, "unknown category; configured categories: %s",
-          cfg->n_categories ? list : "(none)");
-  free(list);
-}
-
-static void check_override(cfg_ctx_t *c, yaml_node_t *v, const char *path,
-                           lx_deadline_override_t *o)
-{
-  yaml_node_t *got[CFG_MAX_FIELDS], *unused[CFG_MAX_FIELDS];
-  char kpath[CFG_PATH];
-  if (!check_map(c, v, path, &override_sec, NULL, got))
-    return;
-  for (int i = 0; i < 2; i++) {
-    if (!got[i])
-      continue;
-    path_key(kpath, path, override_fields[i].key);
-    check_map(c, got[i], kpath, &override_tiers_sec, i ? &o->urgent : &o->normal, unused);
-  }
-}
-
-/* deadlines.categories: each key must name a configured category (checked
- * here, at the key's line, so categories are walked first). */
-static void walk_overrides(cfg_ctx_t *c, yaml_node_t *map)
-{
-  lx_deadlines_t *d = &c->cfg->deadlines;
-  char kpath[CFG_PATH];
-  for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
-    yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
-    if (k->type != YAML_SCALAR_NODE || earlier_key(c, map, p))
-      continue; /* reported by scan_node */
-    path_key(kpath, "deadlines.categories", sval(k));
-    lx_deadline_override_t o = {.line = node_line(k)};
-    bool known = lx_config_find_category(c->cfg, sval(k), slen(k)) >= 0;
-    if (!known && !c->cats_broken)
-      unknown_category(c, k, kpath);
-    check_override(c, yaml_document_get_node(c->doc, p->value), kpath, &o);
-    lx_deadline_override_t *a =
-      known ? grow(c, d->overrides, &c->cap_overrides, d->n_overrides, sizeof *a) : NULL;
-    if (!a)
-      continue;
-    d->overrides = a;
-    o.category = strdup(sval(k));
-    c->oom = c->oom || !o.category;
-    a[d->n_overrides++] = o;
-  }
-}
-
-static void check_deadlines(cfg_ctx_t *c, yaml_node_t *node)
-{
-  yaml_node_t *got[CFG_MAX_FIELDS], *unused[CFG_MAX_FIELDS];
-  lx_deadlines_t *d = &c->cfg->deadlines;
-  if (!check_map(c, node, "deadlines", &deadlines_sec, NULL, got))
-    return;
-  if (got[0])
-    check_map(c, got[0], "deadlines.normal", &normal_sec, &d->normal, unused);
-  if (got[1])
-    check_map(c, got[1], "deadlines.urgent", &urgent_sec, &d->urgent, unused);
-  if (got[2])
-    walk_overrides(c, got[2]);
 }
 
 /* Keeps the entry's other keys, as written, for the plugin to read and
@@ -1115,8 +915,8 @@ static void plugin_keys(cfg_ctx_t *c, yaml_node_t *item, const char *ipath, lx_p
     if (v->type != YAML_SCALAR_NODE) {
       char kpath[CFG_PATH + 256];
       snprintf(kpath, sizeof kpath, "%s.%.200s", ipath, sval(k));
-      cfg_err(c, node_line(v), kpath, "a plugin's settings are single values, not %s",
-              kind_noun(v));
+      lx__cfg_err(c, node_line(v), kpath, "a plugin's settings are single values, not %s",
+                  kind_noun(v));
       continue;
     }
     lx_conf_kv_t *kv = &pl->kv[pl->n_kv++];
@@ -1130,14 +930,14 @@ static void plugin_keys(cfg_ctx_t *c, yaml_node_t *item, const char *ipath, lx_p
 static void plugin_add(cfg_ctx_t *c, yaml_node_t *name, yaml_node_t *path, int line)
 {
   lx_config_t *cfg = c->cfg;
-  lx_plugin_conf_t *pl = grow(c, cfg->plugins, &c->cap_plugins, cfg->n_plugins, sizeof *pl);
+  lx_plugin_conf_t *pl = lx__cfg_grow(c, cfg->plugins, &c->cap_plugins, cfg->n_plugins, sizeof *pl);
   if (!pl)
     return;
   cfg->plugins = pl;
   pl += cfg->n_plugins++;
   memset(pl, 0, sizeof *pl); /* realloc'd memory: fields not set here must read as empty */
   pl->name = strdup(sval(name));
-  pl->path = path ? resolve(c, sval(path)) : NULL;
+  pl->path = path ? lx__cfg_resolve(c, sval(path)) : NULL;
   pl->line = line;
   c->oom = c->oom || !pl->name;
 }
@@ -1153,8 +953,8 @@ static void walk_plugins(cfg_ctx_t *c, yaml_node_t *seq)
   }
   for (size_t i = 0; i < n; i++) {
     yaml_node_t *item = seq_item(c, seq, i);
-    path_idx(ipath, "plugins", i);
-    if (!check_map(c, item, ipath, &plugin_sec, NULL, got) || !got[0])
+    lx__cfg_path_idx(ipath, "plugins", i);
+    if (!lx__cfg_check_map(c, item, ipath, &plugin_sec, NULL, got) || !got[0])
       continue;
     if (sibling_dup(c, names, i, got[0], ipath, "name", "plugin name"))
       continue;
@@ -1166,342 +966,6 @@ static void walk_plugins(cfg_ctx_t *c, yaml_node_t *seq)
   free(names);
 }
 
-/* ------------------------------------------------------------- calendar */
-
-static bool parse_doc(cfg_ctx_t *c, FILE *fp, yaml_document_t *doc);
-static FILE *open_regular(const char *file, int *err);
-
-static const char *const day_short[8] = {"", "mon", "tue", "wed", "thu", "fri", "sat", "sun"};
-static const char *const day_long[8] = {"",         "Monday", "Tuesday",  "Wednesday",
-                                        "Thursday", "Friday", "Saturday", "Sunday"};
-
-/* List items that are plain text: a day name, a date, a file name. Checked
- * through field_value so a list or an empty item reads as anywhere else. */
-static const cfg_field_t text_item = {"", CT_STRING, true, 1, CFG_PATH_MAX, NO_OFF, NULL, ""};
-
-/* Per day of one year: the line that listed it, or 0. Holidays and
- * workdays are kept apart so a day in both is caught with both lines. */
-typedef struct cal_marks {
-  int hol[LX_CAL_DAYS];
-  int work[LX_CAL_DAYS];
-} cal_marks_t;
-
-/* True if MAP has KEY with a non-empty value (the first, if repeated). */
-static bool has_value(cfg_ctx_t *c, const yaml_node_t *map, const char *key)
-{
-  for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
-    yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
-    if (k->type == YAML_SCALAR_NODE && !strcmp(sval(k), key))
-      return !is_null(yaml_document_get_node(c->doc, p->value));
-  }
-  return false;
-}
-
-static int day_parse(const yaml_node_t *v)
-{
-  for (int wd = 1; wd <= 7; wd++)
-    if (!strcmp(sval(v), day_short[wd]))
-      return wd;
-  return 0;
-}
-
-/* calendar.weekend. Any problem leaves the default in place and marks the
- * weekend broken, so workdays are not judged against a guess. */
-static void walk_weekend(cfg_ctx_t *c, yaml_node_t *seq)
-{
-  int first[8] = {0};
-  unsigned mask = 0;
-  size_t before = c->n_probs;
-  char ipath[CFG_PATH], vb[64];
-  for (size_t i = 0; i < seq_len(seq); i++) {
-    yaml_node_t *v = seq_item(c, seq, i);
-    path_idx(ipath, "calendar.weekend", i);
-    if (!field_value(c, &text_item, v, node_line(v), ipath, NULL))
-      continue;
-    int wd = day_parse(v);
-    if (!wd)
-      cfg_err(c, node_line(v), ipath,
-              "%s is not a day; expected mon, tue, wed, thu, fri, sat or sun",
-              show(v, vb, sizeof vb));
-    else if (first[wd])
-      cfg_err(c, node_line(v), ipath, "duplicate day %s; first at line %d", show(v, vb, sizeof vb),
-              first[wd]);
-    else {
-      first[wd] = node_line(v);
-      mask |= LX_CAL_WEEKDAY_BIT(wd);
-    }
-  }
-  c->weekend_broken = c->n_probs != before;
-  if (!c->weekend_broken && mask == 0x7f) {
-    cfg_err(c, node_line(seq), "calendar.weekend",
-            "lists all seven days; at least one day of the week must be a working day");
-    c->weekend_broken = true;
-  }
-  if (!c->weekend_broken)
-    c->cfg->calendar.weekend = mask;
-}
-
-/* "YYYY-MM-DD" (the 10 bytes at s) into a day number. Returns 0, -1 if it
- * is not of that form, -2 if it names no real day. */
-static int parse_date(const char *s, int64_t *days)
-{
-  for (int i = 0; i < 10; i++)
-    if (i == 4 || i == 7 ? s[i] != '-' : s[i] < '0' || s[i] > '9')
-      return -1;
-  int y = atoi(s), m = atoi(s + 5), d = atoi(s + 8);
-  if (m < 1 || m > 12 || d < 1 || d > lx_date_days_in_month(y, m))
-    return -2;
-  *days = lx_date_to_days(y, m, d);
-  return 0;
-}
-
-/* One holidays or workdays entry, "A" or an inclusive range "A..B", into
- * day numbers. Reports and returns false if it is not one. */
-static bool day_entry(cfg_ctx_t *c, yaml_node_t *v, const char *path, int64_t *from, int64_t *to)
-{
-  char vb[64];
-  if (!field_value(c, &text_item, v, node_line(v), path, NULL))
-    return false;
-  const char *s = sval(v);
-  size_t len = slen(v);
-  bool range = len == 22 && s[10] == '.' && s[11] == '.';
-  int ra = len == 10 || range ? parse_date(s, from) : -1;
-  int rb = range ? parse_date(s + 12, to) : ra;
-  if (ra == -1 || rb == -1) {
-    cfg_err(c, node_line(v), path,
-            "%s is not a date: write YYYY-MM-DD, or YYYY-MM-DD..YYYY-MM-DD for a range",
-            show(v, vb, sizeof vb));
-    return false;
-  }
-  if (ra || rb) {
-    cfg_err(c, node_line(v), path, "%s: %.10s is not a valid date", show(v, vb, sizeof vb),
-            ra ? s : s + 12);
-    return false;
-  }
-  if (!range)
-    *to = *from;
-  if (*to < *from) {
-    cfg_err(c, node_line(v), path, "%s ends before it starts", show(v, vb, sizeof vb));
-    return false;
-  }
-  return true;
-}
-
-/* Marks day d of year y for one entry at LINE. Returns false, having
- * reported it, at the entry's first problem: a day listed twice, a day both
- * holiday and workday, or a "workday" that is a working day anyway (which
- * would change nothing, so it is a mistake for another date). */
-static bool mark_day(cfg_ctx_t *c, cal_marks_t *m, lx_cal_year_t *y, int d, bool work, int line,
-                     const char *path)
-{
-  int *mine = work ? m->work : m->hol, dy, dm, dd;
-  int64_t day = lx_date_to_days(y->year, 1, 1) + d;
-  lx_date_from_days(day, &dy, &dm, &dd);
-  int wd = lx_date_weekday(day);
-  if (mine[d]) {
-    cfg_err(c, line, path, "%04d-%02d-%02d is already listed at line %d", dy, dm, dd, mine[d]);
-    return false;
-  }
-  if (work && m->hol[d]) {
-    cfg_err(c, line, path, "%04d-%02d-%02d is also listed as a holiday at line %d", dy, dm, dd,
-            m->hol[d]);
-    return false;
-  }
-  if (work && !c->weekend_broken && !(c->cfg->calendar.weekend & LX_CAL_WEEKDAY_BIT(wd))) {
-    cfg_err(c, line, path,
-            "%04d-%02d-%02d is a %s, a working day anyway; list only weekend days worked in "
-            "exchange", dy, dm, dd, day_long[wd]);
-    return false;
-  }
-  mine[d] = line;
-  uint8_t *bits = work ? y->workday : y->holiday;
-  bits[d / 8] |= (uint8_t)(1u << (d % 8));
-  return true;
-}
-
-/* A holidays or workdays list. With y->year 0 (the year is missing or bad)
- * only the form of each entry can be checked. */
-static void walk_days(cfg_ctx_t *c, yaml_node_t *seq, const char *path, lx_cal_year_t *y,
-                      cal_marks_t *m, bool work)
-{
-  char ipath[CFG_PATH], vb[64];
-  int64_t jan1 = y->year ? lx_date_to_days(y->year, 1, 1) : 0;
-  int64_t next = y->year ? lx_date_to_days(y->year + 1, 1, 1) : 0;
-  for (size_t i = 0; i < seq_len(seq); i++) {
-    yaml_node_t *v = seq_item(c, seq, i);
-    int64_t from, to;
-    path_idx(ipath, path, i);
-    if (!day_entry(c, v, ipath, &from, &to) || !y->year)
-      continue;
-    if (from < jan1 || to >= next) {
-      cfg_err(c, node_line(v), ipath, "%s is outside the year %d", show(v, vb, sizeof vb),
-              y->year);
-      continue;
-    }
-    for (int64_t d = from; d <= to; d++)
-      if (!mark_day(c, m, y, (int)(d - jan1), work, node_line(v), ipath))
-        break;
-  }
-}
-
-/* Keeps a checked year, unless the same year came before (in this file or
- * another: the message names the other file then). */
-static void year_add(cfg_ctx_t *c, const lx_cal_year_t *y, const yaml_node_t *v, const char *path)
-{
-  lx_calendar_conf_t *cal = &c->cfg->calendar;
-  char kpath[CFG_PATH];
-  for (size_t i = 0; i < cal->n_years; i++) {
-    const lx_cal_year_t *e = &cal->years[i];
-    if (e->year != y->year)
-      continue;
-    path_key(kpath, path, "year");
-    if (!strcmp(e->file, c->file))
-      cfg_err(c, node_line(v), kpath, "duplicate year %d; first at line %d", y->year, e->line);
-    else
-      cfg_err(c, node_line(v), kpath, "duplicate year %d; first at %s:%d", y->year, e->file,
-              e->line);
-    return;
-  }
-  lx_cal_year_t *a = grow(c, cal->years, &c->cap_years, cal->n_years, sizeof *a);
-  if (!a)
-    return;
-  cal->years = a;
-  a += cal->n_years++;
-  *a = *y;
-  a->file = strdup(c->file);
-  a->line = node_line(v);
-  c->oom = c->oom || !a->file;
-}
-
-/* One year's arrangement: a calendar.years[] entry, or the root of a
- * per-year file (PATH ""). */
-static void check_year(cfg_ctx_t *c, yaml_node_t *node, const char *path)
-{
-  yaml_node_t *got[CFG_MAX_FIELDS];
-  lx_cal_year_t y = {0};
-  char kpath[CFG_PATH];
-  cal_marks_t *m = calloc(1, sizeof *m);
-  if (!m) {
-    c->oom = true;
-    return;
-  }
-  if (check_map(c, node, path, &cal_year_sec, &y, got)) {
-    path_key(kpath, path, "holidays");
-    if (got[YEAR_HOLIDAYS])
-      walk_days(c, got[YEAR_HOLIDAYS], kpath, &y, m, false);
-    path_key(kpath, path, "workdays");
-    if (got[YEAR_WORKDAYS])
-      walk_days(c, got[YEAR_WORKDAYS], kpath, &y, m, true);
-    if (got[YEAR_YEAR])
-      year_add(c, &y, got[YEAR_YEAR], path);
-  }
-  free(m);
-}
-
-/* Checks a per-year file as its own document: its problems name it and
- * its lines, and sort at INCLUDE_LINE, the config line that names it. */
-static void check_year_file(cfg_ctx_t *c, const char *file, FILE *fp, int include_line)
-{
-  const char *main_file = c->file;
-  yaml_document_t *main_doc = c->doc, doc;
-  c->file = file;
-  c->include_line = include_line;
-  if (parse_doc(c, fp, &doc)) {
-    c->doc = &doc;
-    yaml_node_t *root = yaml_document_get_root_node(&doc);
-    if (!root)
-      cfg_err(c, 1, "", "the file is empty; expected a mapping with year, holidays and workdays");
-    else if (scan_tree(c, root))
-      check_year(c, root, "");
-    yaml_document_delete(&doc);
-  }
-  c->file = main_file;
-  c->doc = main_doc;
-  c->include_line = 0;
-}
-
-/* Opens a per-year file named at V. Returns NULL, having reported it, if it
- * cannot be opened or is the same file as an earlier entry (by device and
- * inode, so "x.yaml" and "./x.yaml" are caught too); seen[0..i) holds the
- * identities of the earlier entries, seen[i] gets this one's. */
-static FILE *open_year_file(cfg_ctx_t *c, yaml_node_t *v, const char *file, const char *ipath,
-                            struct stat *seen, size_t i)
-{
-  int err = 0;
-  FILE *fp = open_regular(file, &err);
-  if (!fp) {
-    /* Control bytes shown as '?': a newline in a file name must not start
-     * a line that looks like another problem. */
-    char shown[CFG_PATH];
-    snprintf(shown, sizeof shown, "%s", file);
-    for (char *p = shown; *p; p++)
-      if ((unsigned char)*p < 0x20 || *p == 0x7f)
-        *p = '?';
-    cfg_err(c, node_line(v), ipath, "cannot open %s: %s", shown, strerror(err));
-    return NULL;
-  }
-  if (fstat(fileno(fp), &seen[i]))
-    memset(&seen[i], 0, sizeof seen[i]);
-  for (size_t j = 0; j < i; j++) {
-    if (!seen[j].st_ino || seen[j].st_dev != seen[i].st_dev || seen[j].st_ino != seen[i].st_ino)
-      continue;
-    char vb[64];
-    cfg_err(c, node_line(v), ipath, "%s is the same file as calendar.files[%zu]",
-            show(v, vb, sizeof vb), j);
-    fclose(fp);
-    memset(&seen[i], 0, sizeof seen[i]);
-    return NULL;
-  }
-  return fp;
-}
-
-static void walk_files(cfg_ctx_t *c, yaml_node_t *seq)
-{
-  char ipath[CFG_PATH];
-  size_t n = seq_len(seq);
-  struct stat *seen = calloc(n ? n : 1, sizeof *seen);
-  if (!seen) {
-    c->oom = true;
-    return;
-  }
-  for (size_t i = 0; i < n; i++) {
-    yaml_node_t *v = seq_item(c, seq, i);
-    path_idx(ipath, "calendar.files", i);
-    if (!field_value(c, &text_item, v, node_line(v), ipath, NULL))
-      continue;
-    char *file = resolve(c, sval(v));
-    c->file_entry = (int)i + 1;
-    FILE *fp = file ? open_year_file(c, v, file, ipath, seen, i) : NULL;
-    if (fp) {
-      check_year_file(c, file, fp, node_line(v));
-      fclose(fp);
-    }
-    c->file_entry = 0;
-    free(file);
-  }
-  free(seen);
-}
-
-/* calendar: the weekend first, since exchanged workdays are checked
- * against it; then inline years, then per-year files, in that order, so a
- * duplicate year is reported at its second appearance. */
-static void check_calendar(cfg_ctx_t *c, yaml_node_t *node)
-{
-  yaml_node_t *got[CFG_MAX_FIELDS];
-  char ipath[CFG_PATH];
-  if (!check_map(c, node, "calendar", &calendar_sec, &c->cfg->calendar, got))
-    return;
-  c->weekend_broken = !got[CAL_WEEKEND] && has_value(c, node, "weekend");
-  if (got[CAL_WEEKEND])
-    walk_weekend(c, got[CAL_WEEKEND]);
-  for (size_t i = 0; got[CAL_YEARS] && i < seq_len(got[CAL_YEARS]); i++) {
-    path_idx(ipath, "calendar.years", i);
-    check_year(c, seq_item(c, got[CAL_YEARS], i), ipath);
-  }
-  if (got[CAL_FILES])
-    walk_files(c, got[CAL_FILES]);
-}
-
 /* A section of scalars whose path values resolve against the config
  * file's directory (checkpoints, security). The files themselves are read
  * when the daemon starts, which reports problems with them. */
@@ -1510,11 +974,11 @@ static void check_paths_section(cfg_ctx_t *c, yaml_node_t *node, const char *nam
 {
   yaml_node_t *got[CFG_MAX_FIELDS];
   *line = node_line(node);
-  check_map(c, node, name, sec, dest, got);
+  lx__cfg_check_map(c, node, name, sec, dest, got);
   for (char ***p = paths; *p; p++) {
     if (!**p)
       continue;
-    char *full = resolve(c, **p);
+    char *full = lx__cfg_resolve(c, **p);
     free(**p);
     **p = full;
   }
@@ -1526,14 +990,14 @@ static void check_doc(cfg_ctx_t *c)
 {
   yaml_node_t *root = yaml_document_get_root_node(c->doc), *got[CFG_MAX_FIELDS];
   if (!root) {
-    cfg_err(c, 1, "", "the file is empty; expected a mapping with units and categories");
+    lx__cfg_err(c, 1, "", "the file is empty; expected a mapping with units and categories");
     return;
   }
-  if (!scan_tree(c, root) || !check_map(c, root, "", &top_sec, NULL, got))
+  if (!lx__cfg_scan_tree(c, root) || !lx__cfg_check_map(c, root, "", &top_sec, NULL, got))
     return;
   if (got[TOP_LISTEN]) {
     yaml_node_t *unused[CFG_MAX_FIELDS];
-    check_map(c, got[TOP_LISTEN], "listen", &listen_sec, c->cfg, unused);
+    lx__cfg_check_map(c, got[TOP_LISTEN], "listen", &listen_sec, c->cfg, unused);
   }
   if (got[TOP_STORE])
     check_store(c, got[TOP_STORE]);
@@ -1543,9 +1007,9 @@ static void check_doc(cfg_ctx_t *c)
   if (got[TOP_UNITS])
     walk_units(c, got[TOP_UNITS], "units", LX_TIER_COUNTY, -1);
   if (got[TOP_DEADLINES])
-    check_deadlines(c, got[TOP_DEADLINES]);
+    lx__cfg_check_deadlines(c, got[TOP_DEADLINES]);
   if (got[TOP_CALENDAR])
-    check_calendar(c, got[TOP_CALENDAR]);
+    lx__cfg_check_calendar(c, got[TOP_CALENDAR]);
   if (got[TOP_PLUGINS])
     walk_plugins(c, got[TOP_PLUGINS]);
   if (got[TOP_CHECKPOINTS])
@@ -1556,7 +1020,7 @@ static void check_doc(cfg_ctx_t *c)
     check_paths_section(c, got[TOP_SECURITY], "security", &security_sec, &c->cfg->security,
                         &c->cfg->security.line,
                         (char **[]){&c->cfg->security.server_key, &c->cfg->security.clients, NULL});
-  char *store = resolve(c, c->cfg->store_path);
+  char *store = lx__cfg_resolve(c, c->cfg->store_path);
   free(c->cfg->store_path);
   c->cfg->store_path = store;
 }
@@ -1578,18 +1042,18 @@ static void syntax_error(cfg_ctx_t *c, const yaml_parser_t *p, FILE *fp)
   if (p->error == YAML_MEMORY_ERROR)
     c->oom = true;
   else if (p->error == YAML_READER_ERROR)
-    cfg_err(c, offset_line(fp, p->problem_offset), "syntax error", "%s at byte %zu", problem,
-            p->problem_offset);
+    lx__cfg_err(c, offset_line(fp, p->problem_offset), "syntax error", "%s at byte %zu", problem,
+                p->problem_offset);
   else if (p->context)
-    cfg_err(c, (int)p->problem_mark.line + 1, "syntax error", "%s (%s at line %d)", problem,
-            p->context, (int)p->context_mark.line + 1);
+    lx__cfg_err(c, (int)p->problem_mark.line + 1, "syntax error", "%s (%s at line %d)", problem,
+                p->context, (int)p->context_mark.line + 1);
   else
-    cfg_err(c, (int)p->problem_mark.line + 1, "syntax error", "%s", problem);
+    lx__cfg_err(c, (int)p->problem_mark.line + 1, "syntax error", "%s", problem);
 }
 
 /* Loads the first document into *doc. A second document is an error (the
  * daemon would silently ignore it), but the first is still checked. */
-static bool parse_doc(cfg_ctx_t *c, FILE *fp, yaml_document_t *doc)
+bool lx__cfg_parse_doc(cfg_ctx_t *c, FILE *fp, yaml_document_t *doc)
 {
   yaml_parser_t p;
   yaml_document_t more;
@@ -1606,7 +1070,7 @@ static bool parse_doc(cfg_ctx_t *c, FILE *fp, yaml_document_t *doc)
   else {
     yaml_node_t *root = yaml_document_get_root_node(&more);
     if (root)
-      cfg_err(c, node_line(root), "", "only one YAML document is allowed per file");
+      lx__cfg_err(c, node_line(root), "", "only one YAML document is allowed per file");
     yaml_document_delete(&more);
   }
   yaml_parser_delete(&p);
@@ -1644,7 +1108,7 @@ static bool set_defaults(lx_config_t *cfg, const char *file)
 
 /* Opens a file for reading; a directory counts as unopenable (EISDIR),
  * since fopen would succeed on it and the parser would then fail oddly. */
-static FILE *open_regular(const char *file, int *err)
+FILE *lx__cfg_open_regular(const char *file, int *err)
 {
   struct stat st;
   FILE *fp = fopen(file, "rb");
@@ -1660,9 +1124,9 @@ static FILE *open_regular(const char *file, int *err)
 static FILE *open_file(cfg_ctx_t *c, const char *file)
 {
   int err = 0;
-  FILE *fp = open_regular(file, &err);
+  FILE *fp = lx__cfg_open_regular(file, &err);
   if (!fp)
-    cfg_err(c, 0, NULL, "cannot open: %s", strerror(err));
+    lx__cfg_err(c, 0, NULL, "cannot open: %s", strerror(err));
   return fp;
 }
 
@@ -1681,7 +1145,7 @@ int lx_config_load(const char *file, lx_config_t *out, char **errors)
   if (fp) {
     if (!set_defaults(&cfg, file))
       c.oom = true;
-    else if (parse_doc(&c, fp, &doc)) {
+    else if (lx__cfg_parse_doc(&c, fp, &doc)) {
       c.doc = &doc;
       check_doc(&c);
       yaml_document_delete(&doc);
@@ -1817,7 +1281,7 @@ void lx_config_print_schema(FILE *out)
     const cfg_section_t *sec = all_secs[s];
     for (size_t i = 0; i < sec->n; i++) {
       const cfg_field_t *f = &sec->fields[i];
-      path_key(key, sec->path, f->key);
+      lx__cfg_path_key(key, sec->path, f->key);
       fprintf(out, "%s (%s, %s%s; ", key, tname[f->type],
               f->required ? "required" : f->def ? "default " : "optional",
               f->required || !f->def ? "" : f->def);
@@ -1827,21 +1291,4 @@ void lx_config_print_schema(FILE *out)
     if (sec->open)
       fprintf(out, "%s.* (any)\n    other keys belong to the plugin\n", sec->path);
   }
-}
-
-int lx_config_tier_days(const lx_config_t *cfg, int tier, const char *category, size_t len,
-                        bool urgent)
-{
-  const lx_deadlines_t *dl = &cfg->deadlines;
-  if (tier < LX_TIER_COMMUNITY || tier > LX_TIER_COUNTY)
-    return -1;
-  for (size_t i = 0; i < dl->n_overrides; i++) {
-    const lx_deadline_override_t *o = &dl->overrides[i];
-    if (strlen(o->category) != len || memcmp(o->category, category, len) != 0)
-      continue;
-    int v = urgent ? o->urgent.days[tier] : o->normal.days[tier];
-    if (v > 0)
-      return v;
-  }
-  return urgent ? dl->urgent.days[tier] : dl->normal.days[tier];
 }
