@@ -28,15 +28,14 @@ static bool same_content(lx_store_t *s, MDB_txn *txn, uint64_t seq, const lx_app
   return same;
 }
 
-/* Answers a retry: the same id with the same content is a dup carrying the
+/* Claims the event's id for the seq it is about to get, which is also how a
+ * retry is found: the same id with the same content is a dup carrying the
  * original seq; with other content it is E_CONFLICT. Retries are rare, so
  * the comparison reads the stored record rather than keeping a hash. */
-static int check_dup(lx_store_t *s, MDB_txn *txn, lx_apply_t *a) {
+static int claim_id(lx_store_t *s, MDB_txn *txn, lx_apply_t *a) {
   uint64_t seq;
-  int rc = lx_store_id_get(s, txn, a->ev->id, &seq);
-  if (rc == LX_ENOTFOUND)
-    return 0;
-  if (rc)
+  int rc = lx_store_id_claim(s, txn, a->ev->id, lx_store_next_seq(s), &seq);
+  if (rc <= 0)
     return rc;
   if (!same_content(s, txn, seq, a)) {
     lx_fail(&a->err, LX_ECONFLICT, "id: \"%.*s\" is already stored (seq %llu) with other content",
@@ -70,7 +69,7 @@ int lx_apply_record(lx_daemon_t *d, MDB_txn *txn, lx_apply_t *a) {
   a->seq = 0;
   a->dup = false;
   a->err.code = 0;
-  int rc = check_dup(s, txn, a);
+  int rc = claim_id(s, txn, a);
   if (rc || a->dup || a->err.code)
     return rc;
   lx_appeal_t before, after;
@@ -82,10 +81,9 @@ int lx_apply_record(lx_daemon_t *d, MDB_txn *txn, lx_apply_t *a) {
     exists = rc == 0;
     after = before;
     if (lx_appeal_apply(&after, exists, a->ev, 0, (int64_t)a->rat, &a->err))
-      return 0; /* E_STATE or E_CONFLICT: answered, nothing stored */
+      return lx_store_id_del(s, txn, a->ev->id); /* E_STATE or E_CONFLICT: answered, nothing stored */
   }
   if ((rc = lx_store_append(s, txn, a->rat, a->bytes, a->len, &a->seq)) ||
-      (rc = lx_store_id_put(s, txn, a->ev->id, a->seq)) ||
       (a->ev->appeal.n && (rc = store_appeal(s, txn, a, &before, exists, &after))))
     return rc;
   if (a->ev->type == LX_EV_CHECKPOINT)

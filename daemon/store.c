@@ -294,6 +294,25 @@ int lx_store_id_put(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t seq) {
   return store_err(mdb_put(txn, s->ids, &k, &v, 0), "mdb_put ids");
 }
 
+int lx_store_id_claim(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t seq, uint64_t *held) {
+  uint8_t buf[8];
+  lx_put_u64be(buf, seq);
+  MDB_val k = str_key(id), v = {sizeof buf, buf};
+  /* One descent of the tree: on MDB_KEYEXIST LMDB leaves the stored value in v. */
+  int rc = mdb_put(txn, s->ids, &k, &v, MDB_NOOVERWRITE);
+  if (rc != MDB_KEYEXIST)
+    return store_err(rc, "mdb_put ids");
+  if (v.mv_size != 8)
+    return store_err(MDB_CORRUPTED, "ids value");
+  *held = lx_get_u64be(v.mv_data);
+  return 1;
+}
+
+int lx_store_id_del(lx_store_t *s, MDB_txn *txn, lx_str_t id) {
+  MDB_val k = str_key(id);
+  return store_err(mdb_del(txn, s->ids, &k, NULL), "mdb_del ids");
+}
+
 int lx_store_appeal_get(lx_store_t *s, MDB_txn *txn, lx_str_t id, lx_appeal_t *a) {
   MDB_val k = str_key(id), v;
   int rc = mdb_get(txn, s->appeals, &k, &v);

@@ -112,6 +112,11 @@ int lx_store_append(lx_store_t *s, MDB_txn *txn, uint64_t rat, const uint8_t *ev
  * (found), LX_ENOTFOUND, or LX_EINTERNAL. */
 int lx_store_id_get(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t *seq);
 int lx_store_id_put(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t seq);
+/* Ingest's form: maps id to seq unless the id is already there. Returns 0
+ * (claimed), 1 (already held: its seq in *held), LX_EFULL or LX_EINTERNAL.
+ * del takes a claim back when the event is then refused. */
+int lx_store_id_claim(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t seq, uint64_t *held);
+int lx_store_id_del(lx_store_t *s, MDB_txn *txn, lx_str_t id);
 
 /* Appeals and their history. */
 int lx_store_appeal_get(lx_store_t *s, MDB_txn *txn, lx_str_t id, lx_appeal_t *a);

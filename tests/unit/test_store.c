@@ -113,6 +113,26 @@ static void test_abort_leaves_nothing(void **state) {
   lx_store_free(&s);
 }
 
+/* Ingest claims an id in one step: the first claim wins, a second one is
+ * told the seq that holds it, and a claim taken back frees the id. */
+static void test_id_claim(void **state) {
+  lx_store_t *s = open_store(1 << 20, 1 << 20);
+  uint64_t held = 0, seq;
+  MDB_txn *txn;
+  assert_int_equal(lx_store_begin(s, &txn), 0);
+  assert_int_equal(lx_store_id_claim(s, txn, S("event-claim-1"), 3, &held), 0);
+  assert_int_equal(lx_store_id_claim(s, txn, S("event-claim-1"), 9, &held), 1);
+  assert_int_equal(held, 3);
+  assert_int_equal(lx_store_id_get(s, txn, S("event-claim-1"), &seq), 0);
+  assert_int_equal(seq, 3); /* the losing claim changed nothing */
+  assert_int_equal(lx_store_id_claim(s, txn, S("event-claim-2"), 4, &held), 0);
+  assert_int_equal(lx_store_id_del(s, txn, S("event-claim-2")), 0);
+  assert_int_equal(lx_store_id_get(s, txn, S("event-claim-2"), &seq), LX_ENOTFOUND);
+  assert_int_equal(lx_store_id_claim(s, txn, S("event-claim-2"), 5, &held), 0);
+  assert_int_equal(lx_store_commit(s, txn), 0);
+  lx_store_free(&s);
+}
+
 static void test_dedup_index(void **state) {
   lx_store_t *s = open_store(1 << 20, 1 << 20);
   uint64_t seq;
@@ -244,6 +264,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_append_chain_reopen, setup, teardown),
       cmocka_unit_test_setup_teardown(test_abort_leaves_nothing, setup, teardown),
       cmocka_unit_test_setup_teardown(test_dedup_index, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_id_claim, setup, teardown),
       cmocka_unit_test_setup_teardown(test_appeals_and_history, setup, teardown),
       cmocka_unit_test_setup_teardown(test_seq_for_time, setup, teardown),
       cmocka_unit_test_setup_teardown(test_map_full_and_grow, setup, teardown),
