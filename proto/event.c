@@ -294,9 +294,10 @@ static int fill_slots(const schema_t *sc, const msgpack_object *map,
     int j = 0;
     for (; j < sc->n; j++) {
       const char *name = sc->fields[j].key;
-      /* Length first: msgpack-c gives an empty string a NULL pointer. */
-      if (strlen(name) == k->via.str.size && k->via.str.size &&
-          memcmp(name, k->via.str.ptr, k->via.str.size) == 0)
+      /* Size first: msgpack-c gives an empty string a NULL pointer. The
+       * first byte rules out most fields before strlen and memcmp run. */
+      if (k->via.str.size && name[0] == k->via.str.ptr[0] &&
+          strlen(name) == k->via.str.size && memcmp(name, k->via.str.ptr, k->via.str.size) == 0)
         break;
     }
     if (j == sc->n)
