@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sodium.h>
 #include <zmq.h>
 
 #include "audit.h"
@@ -236,6 +237,13 @@ int main(int argc, char **argv) {
   if (o.log_level && (lx_log_level = lx_log_level_parse(o.log_level)) < 0) {
     fprintf(stderr, "lianxind: --log-level: expected error, warn, info or debug\n");
     return 2;
+  }
+  /* libsodium asks for this before any other call (it readies the random
+   * source the daemon's ids come from). libzmq makes the same call when it
+   * starts a context, but the daemon should not lean on that. */
+  if (sodium_init() < 0) {
+    fprintf(stderr, "lianxind: libsodium could not be initialised\n");
+    return 1;
   }
   if (lx_clock_init()) {
     fprintf(stderr, "lianxind: LIANXIN_FAKE_CLOCK: expected START_MS[:SPEED]\n");
