@@ -217,17 +217,21 @@ static void check_ack(lg_client_t *cl, const void *data, size_t len, long n)
     cl->rejected++;
 }
 
-/* Receives one ack if it comes within the timeout; false otherwise. */
-static bool recv_ack(lg_client_t *cl, void *s, long n)
+/* Takes one ack: waits up to the timeout when block is set, otherwise only
+ * takes one that is already here. False when there is none. Asking the socket
+ * first and polling only when it is empty keeps a pipelining client from
+ * making a poll call per ack. */
+static bool recv_ack(lg_client_t *cl, void *s, long n, bool block)
 {
-  zmq_pollitem_t item = {s, 0, ZMQ_POLLIN, 0};
   zmq_msg_t m;
-  if (zmq_poll(&item, 1, cl->conf->timeout_ms) <= 0)
-    return false;
   zmq_msg_init(&m);
-  if (zmq_msg_recv(&m, s, 0) < 0) {
-    zmq_msg_close(&m);
-    return false;
+  if (zmq_msg_recv(&m, s, ZMQ_DONTWAIT) < 0) {
+    zmq_pollitem_t item = {s, 0, ZMQ_POLLIN, 0};
+    if (!block || errno != EAGAIN || zmq_poll(&item, 1, cl->conf->timeout_ms) <= 0 ||
+        zmq_msg_recv(&m, s, ZMQ_DONTWAIT) < 0) {
+      zmq_msg_close(&m);
+      return false;
+    }
   }
   int64_t now = mono_ns();
   check_ack(cl, zmq_msg_data(&m), zmq_msg_size(&m), n);
@@ -269,8 +273,13 @@ static void *client_run(void *arg)
         break;
       sent++;
     }
-    if (cl->acked == sent || !recv_ack(cl, s, cl->acked))
+    /* Wait for one ack, then take every ack already here before sending
+     * again, so that sends and receives go in bursts as a real pipelining
+     * client's would. */
+    if (cl->acked == sent || !recv_ack(cl, s, cl->acked, true))
       break;
+    while (cl->acked < sent && recv_ack(cl, s, cl->acked, false))
+      ;
   }
   cl->missing = cl->quota - cl->acked;
   if (cl->missing > 0)
