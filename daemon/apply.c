@@ -88,6 +88,5 @@ int lx_apply_record(lx_daemon_t *d, MDB_txn *txn, lx_apply_t *a) {
     return rc;
   if (a->ev->type == LX_EV_CHECKPOINT)
     lx_store_set_checkpoint(s, a->seq);
-  lx_plugins_apply(d, txn, a->seq, a->rat, a->ev, a->bytes, a->len);
-  return 0;
+  return lx_plugins_apply(d, txn, a->seq, a->rat, a->ev, a->bytes, a->len);
 }

@@ -30,7 +30,17 @@ struct lx_txn {
   lx_daemon_t *d;
   MDB_txn *txn;
   bool write;
+  uint64_t seq; /* write: the record being applied */
+  int failed;   /* write: the first LMDB error of a plugin's write, which dooms the txn */
 };
+
+/* LMDB marks a transaction bad after a failed write, so the batch must be
+ * aborted: a full map is then grown and the batch run again. */
+static int note_write(lx_txn_t *t, int rc) {
+  if (rc && rc != MDB_NOTFOUND && !t->failed)
+    t->failed = rc;
+  return rc;
+}
 
 struct lx_host {
   lx_daemon_t *d;
@@ -163,14 +173,14 @@ static int h_put(lx_txn_t *t, lx_db_t db, const void *key, size_t klen, const vo
   MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
   if (!t->write)
     return -1;
-  return mdb_put(t->txn, db, &k, &v, 0) ? -1 : 0;
+  return note_write(t, mdb_put(t->txn, db, &k, &v, 0)) ? -1 : 0;
 }
 
 static int h_del(lx_txn_t *t, lx_db_t db, const void *key, size_t klen) {
   MDB_val k = {klen, (void *)key};
   if (!t->write)
     return -1;
-  int rc = mdb_del(t->txn, db, &k, NULL);
+  int rc = note_write(t, mdb_del(t->txn, db, &k, NULL));
   return rc == MDB_NOTFOUND ? 1 : rc ? -1 : 0;
 }
 
@@ -225,7 +235,13 @@ static int h_set_deadline(lx_txn_t *t, lx_slice_t id, int64_t deadline) {
   if (!t->write || lx_store_appeal_get(t->d->store, t->txn, key, &a))
     return -1;
   a.deadline = deadline;
-  return lx_store_appeal_put(t->d->store, t->txn, key, &a) ? -1 : 0;
+  /* Noted per record too, for the appeal as it stood at a past time. */
+  int rc = lx_store_appeal_put(t->d->store, t->txn, key, &a);
+  if (rc == 0)
+    rc = lx_store_deadline_note(t->d->store, t->txn, key, t->seq, deadline);
+  if (rc && !t->failed)
+    t->failed = rc == LX_EFULL ? MDB_MAP_FULL : MDB_PANIC;
+  return rc ? -1 : 0;
 }
 
 static int h_unit_at_tier(lx_host_t *h, lx_slice_t unit, int tier, char out[100]) {
@@ -426,16 +442,22 @@ static void rec_from_event(lx_rec_t *r, uint64_t seq, uint64_t rat, const lx_eve
   };
 }
 
-void lx_plugins_apply(lx_daemon_t *d, MDB_txn *txn, uint64_t seq, uint64_t rat,
-                      const lx_event_t *ev, const uint8_t *bytes, size_t len) {
+int lx_plugins_apply(lx_daemon_t *d, MDB_txn *txn, uint64_t seq, uint64_t rat,
+                     const lx_event_t *ev, const uint8_t *bytes, size_t len) {
   lx_rec_t r;
-  struct lx_txn t = {d, txn, true};
+  struct lx_txn t = {d, txn, true, seq, 0};
   if (!d->n_hosts)
-    return;
+    return 0;
   rec_from_event(&r, seq, rat, ev, bytes, len);
-  for (size_t i = 0; i < d->n_hosts; i++)
+  for (size_t i = 0; i < d->n_hosts && !t.failed; i++)
     if (d->hosts[i]->plugin->apply)
       d->hosts[i]->plugin->apply(d->hosts[i]->state, &t, &r);
+  if (!t.failed)
+    return 0;
+  if (t.failed == MDB_MAP_FULL)
+    return LX_EFULL;
+  lx_error("plugin", "a write of a plugin's apply failed: %s", mdb_strerror(t.failed));
+  return LX_EINTERNAL;
 }
 
 void lx_plugins_react(lx_daemon_t *d, uint64_t seq, uint64_t rat, const lx_event_t *ev,

@@ -25,9 +25,12 @@ int lx_plugins_load(struct lx_daemon *d, char **errors);
  * loop must then run until the timers' close callbacks are done. */
 void lx_plugins_close(struct lx_daemon *d);
 
-/* Offers a record to every plugin's apply, inside the write transaction. */
-void lx_plugins_apply(struct lx_daemon *d, MDB_txn *txn, uint64_t seq, uint64_t rat,
-                      const lx_event_t *ev, const uint8_t *bytes, size_t len);
+/* Offers a record to every plugin's apply, inside the write transaction.
+ * Returns 0, or LX_EFULL / LX_EINTERNAL when a plugin's write failed: LMDB
+ * then refuses the whole transaction, so the batch is aborted (and, for a
+ * full map, grown and run again). */
+int lx_plugins_apply(struct lx_daemon *d, MDB_txn *txn, uint64_t seq, uint64_t rat,
+                     const lx_event_t *ev, const uint8_t *bytes, size_t len);
 
 /* Offers a committed record to every plugin's react. */
 void lx_plugins_react(struct lx_daemon *d, uint64_t seq, uint64_t rat, const lx_event_t *ev,

@@ -352,9 +352,15 @@ static int rebuild_one(void *arg, uint64_t seq) {
     lx_event_t ev;
     lx_error_t e;
     msgpack_zone_clear(rb->r->zone);
+    int64_t deadline;
     if (lx_event_parse_stored(rec.ev, rec.ev_len, rb->r->zone, &ev) == 0 &&
-        lx_appeal_apply(&rb->a, rb->exists, &ev, seq, (int64_t)rec.rat, &e) == 0)
+        lx_appeal_apply(&rb->a, rb->exists, &ev, seq, (int64_t)rec.rat, &e) == 0) {
       rb->exists = true;
+      /* What a plugin set while this record was applied comes after the
+       * state machine, as it did then. */
+      if (lx_store_deadline_of(rb->r->d->store, rb->r->txn, rb->id, seq, &deadline) == 0)
+        rb->a.deadline = deadline;
+    }
   }
   if (rb->n < sizeof rb->seqs / sizeof rb->seqs[0])
     rb->seqs[rb->n++] = seq;

@@ -28,7 +28,7 @@
 struct lx_store {
   MDB_env *env;
   char *dir;
-  MDB_dbi log, ids, appeals, appeal_ev, meta;
+  MDB_dbi log, ids, appeals, appeal_ev, appeal_dl, meta;
   uint64_t map_size, map_max;
   lx_head_t head, head_tx;          /* committed, and staged in the open txn */
   lx_counters_t cnt, cnt_tx;
@@ -100,6 +100,8 @@ static int open_dbs(lx_store_t *s, const char **op) {
       (rc = mdb_dbi_open(txn, "appeals", MDB_CREATE, &s->appeals)) ||
       (rc = mdb_dbi_open(txn, "appeal_ev", MDB_CREATE | MDB_DUPSORT | MDB_DUPFIXED,
                          &s->appeal_ev)) ||
+      (rc = mdb_dbi_open(txn, "appeal_dl", MDB_CREATE | MDB_DUPSORT | MDB_DUPFIXED,
+                         &s->appeal_dl)) ||
       (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta))) {
     *op = "mdb_dbi_open";
     mdb_txn_abort(txn);
@@ -334,6 +336,51 @@ int lx_store_appeal_link(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t seq)
   lx_put_u64be(buf, seq);
   MDB_val k = str_key(id), v = {8, buf};
   return store_err(mdb_put(txn, s->appeal_ev, &k, &v, 0), "mdb_put appeal_ev");
+}
+
+/* appeal_dl: appeal -> (seq, deadline) pairs, 16 bytes big-endian, so the
+ * dups sort by seq. One pair per record: a later note for the same record
+ * replaces the earlier one. */
+int lx_store_deadline_note(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t seq,
+                           int64_t deadline) {
+  uint8_t buf[16];
+  MDB_cursor *c;
+  lx_put_u64be(buf, seq);
+  memset(buf + 8, 0, 8);
+  MDB_val k = str_key(id), v = {sizeof buf, buf};
+  int rc = mdb_cursor_open(txn, s->appeal_dl, &c);
+  if (rc)
+    return store_err(rc, "mdb_cursor_open appeal_dl");
+  rc = mdb_cursor_get(c, &k, &v, MDB_GET_BOTH_RANGE);
+  if (rc == 0 && v.mv_size == sizeof buf && lx_get_u64be(v.mv_data) == seq)
+    rc = mdb_cursor_del(c, 0);
+  else if (rc == MDB_NOTFOUND)
+    rc = 0;
+  mdb_cursor_close(c);
+  if (rc)
+    return store_err(rc, "mdb_cursor_del appeal_dl");
+  lx_put_u64be(buf + 8, (uint64_t)deadline);
+  k = str_key(id);
+  v = (MDB_val){sizeof buf, buf};
+  return store_err(mdb_put(txn, s->appeal_dl, &k, &v, 0), "mdb_put appeal_dl");
+}
+
+int lx_store_deadline_of(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t seq,
+                         int64_t *deadline) {
+  uint8_t buf[16] = {0};
+  MDB_cursor *c;
+  lx_put_u64be(buf, seq);
+  MDB_val k = str_key(id), v = {sizeof buf, buf};
+  int rc = mdb_cursor_open(txn, s->appeal_dl, &c);
+  if (rc)
+    return store_err(rc, "mdb_cursor_open appeal_dl");
+  rc = mdb_cursor_get(c, &k, &v, MDB_GET_BOTH_RANGE);
+  if (rc == 0 && (v.mv_size != sizeof buf || lx_get_u64be(v.mv_data) != seq))
+    rc = MDB_NOTFOUND;
+  if (rc == 0)
+    *deadline = (int64_t)lx_get_u64be((const uint8_t *)v.mv_data + 8);
+  mdb_cursor_close(c);
+  return store_err(rc, "mdb_cursor_get appeal_dl");
 }
 
 int lx_store_read_begin(lx_store_t *s, MDB_txn **txn) {

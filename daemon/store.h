@@ -122,6 +122,14 @@ int lx_store_id_del(lx_store_t *s, MDB_txn *txn, lx_str_t id);
 int lx_store_appeal_get(lx_store_t *s, MDB_txn *txn, lx_str_t id, lx_appeal_t *a);
 int lx_store_appeal_put(lx_store_t *s, MDB_txn *txn, lx_str_t id, const lx_appeal_t *a);
 int lx_store_appeal_link(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t seq);
+/* The deadline a plugin set on an appeal while the record at seq was
+ * applied, kept per record so that the appeal can be shown as it stood at
+ * any time. note: 0, LX_EFULL or LX_EINTERNAL; of: 0, LX_ENOTFOUND (no
+ * deadline was set by that record) or LX_EINTERNAL. */
+int lx_store_deadline_note(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t seq,
+                           int64_t deadline);
+int lx_store_deadline_of(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t seq,
+                         int64_t *deadline);
 
 /* Counters and checkpoint marker, changed inside the batch's transaction. */
 lx_counters_t *lx_store_counters_mut(lx_store_t *s);

@@ -108,3 +108,22 @@ def test_stale_reader_slots_are_cleared_at_start(tmp_path):
         keeper.stdin.close()
         keeper.wait(10)
         d.cleanup()
+
+
+def test_map_grows_when_the_plugins_writes_fill_it(tmp_path):
+    """Appeals make the escalate plugin write its index in the same
+    transaction; when one of those writes finds the map full, the batch is
+    run again in a grown map, as when the log's own write does."""
+    tmp = str(tmp_path)
+    with Daemon(config=config(tmp, "1MiB", "64MiB"), tmp=tmp) as d:
+        # Long appeal ids: the plugin's index keys carry them three times
+        # over, so its writes are the ones that need new pages most often.
+        evs = [lxtest.appeal(("ap-%s-%s" % (lxtest.new_id(), "x" * 80))[:64], summary="s")
+               for _ in range(4000)]
+        with lxtest.Client(d.ingest) as c:
+            replies = c.pipeline([lxtest.pack(ev) for ev in evs], window=64, timeout=30)
+        bad = [r for r in replies if not r.get("ok")]
+        assert not bad, (len(bad), bad[:3])
+        stats = d.request({"op": "stats"})
+        assert stats["appeals"] == 4000 and stats["map_size"] > (1 << 20), stats
+        assert "failed" not in d.read_log(), d.read_log()[-2000:]

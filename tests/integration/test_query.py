@@ -320,10 +320,14 @@ def test_appeal_op_now_and_at(d):
     aid = "ap-at-1"
     steps = [appeal(aid, unit="qd.xs.lq", category="housing"), visit("qd.xs.lq", appeal=aid),
              resolution(aid, "resolved", unit="qd.xs.lq"), feedback(aid, True, unit="qd.xs.lq")]
-    seqs = []
+    seqs, live_deadline = [], []
     for ev in steps:
         seqs += publish_all(d, [visit("qd.hx.dy"), ev])[1:]
+        live_deadline.append(q(d, {"op": "appeal", "appeal": aid})["appeal"]["deadline"])
         time.sleep(0.03)
+    # the escalate plugin set a deadline when the appeal came; the resolution cleared it
+    assert isinstance(live_deadline[0], int) and live_deadline[1] == live_deadline[0], live_deadline
+    assert live_deadline[2:] == [None, None], live_deadline
     full, _ = d.replay_all()
     rat = {r["seq"]: r["rat"] for r in full}
     r = q(d, {"op": "appeal", "appeal": aid})
@@ -332,12 +336,13 @@ def test_appeal_op_now_and_at(d):
     assert a == dict(a, appeal=aid, unit="qd.xs.lq", status="closed", tier="community",
                      deadline=None, opened=rat[seqs[0]], events=seqs), a
     want = [("open", seqs[:1]), ("open", seqs[:2]), ("resolved", seqs[:3]), ("closed", seqs)]
-    for s, (status, evs) in zip(seqs, want):
+    for s, (status, evs), deadline in zip(seqs, want, live_deadline):
         r = q(d, {"op": "appeal", "appeal": aid, "at": rat[s]})
         assert r.get("ok") is True, r
         a = r["appeal"]
         assert a["status"] == status and a["events"] == evs and a["opened"] == rat[seqs[0]], \
             (s, rat[s], a)
+        assert a["deadline"] == deadline, (s, a)   # as the live appeal showed it then
         r2 = q(d, {"op": "appeal", "appeal": aid, "at": rat[s] + 1})
         assert r2["appeal"]["status"] == status
     r = q(d, {"op": "appeal", "appeal": aid, "at": rat[seqs[0]] - 1})

@@ -133,6 +133,32 @@ static void test_id_claim(void **state) {
   lx_store_free(&s);
 }
 
+/* The deadline history: one note per record, the last note of a record
+ * wins, other records' notes are untouched, and "none" (-1) survives. */
+static void test_deadline_notes(void **state) {
+  lx_store_t *s = open_store(1 << 20, 1 << 20);
+  int64_t dl = 0;
+  MDB_txn *txn;
+  assert_int_equal(lx_store_begin(s, &txn), 0);
+  assert_int_equal(lx_store_deadline_of(s, txn, S("ap-1"), 3, &dl), LX_ENOTFOUND);
+  assert_int_equal(lx_store_deadline_note(s, txn, S("ap-1"), 3, 1790000000000), 0);
+  assert_int_equal(lx_store_deadline_note(s, txn, S("ap-1"), 3, 1790000999000), 0);
+  assert_int_equal(lx_store_deadline_note(s, txn, S("ap-1"), 9, -1), 0);
+  assert_int_equal(lx_store_deadline_note(s, txn, S("ap-2"), 4, 1800000000000), 0);
+  assert_int_equal(lx_store_commit(s, txn), 0);
+  assert_int_equal(lx_store_read_begin(s, &txn), 0);
+  assert_int_equal(lx_store_deadline_of(s, txn, S("ap-1"), 3, &dl), 0);
+  assert_true(dl == 1790000999000);
+  assert_int_equal(lx_store_deadline_of(s, txn, S("ap-1"), 9, &dl), 0);
+  assert_true(dl == -1);
+  assert_int_equal(lx_store_deadline_of(s, txn, S("ap-1"), 4, &dl), LX_ENOTFOUND);
+  assert_int_equal(lx_store_deadline_of(s, txn, S("ap-2"), 4, &dl), 0);
+  assert_true(dl == 1800000000000);
+  assert_int_equal(lx_store_deadline_of(s, txn, S("ap-3"), 4, &dl), LX_ENOTFOUND);
+  lx_store_read_end(s, txn);
+  lx_store_free(&s);
+}
+
 static void test_dedup_index(void **state) {
   lx_store_t *s = open_store(1 << 20, 1 << 20);
   uint64_t seq;
@@ -265,6 +291,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_abort_leaves_nothing, setup, teardown),
       cmocka_unit_test_setup_teardown(test_dedup_index, setup, teardown),
       cmocka_unit_test_setup_teardown(test_id_claim, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_deadline_notes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_appeals_and_history, setup, teardown),
       cmocka_unit_test_setup_teardown(test_seq_for_time, setup, teardown),
       cmocka_unit_test_setup_teardown(test_map_full_and_grow, setup, teardown),
