@@ -2,11 +2,12 @@
  *
  * config.h: the daemon's configuration, loaded from one YAML file.
  *
- * The loader (config.c, and config_calendar.c for the deadlines and calendar
- * sections) reads the file with libyaml's document API so that every node
- * keeps its line; each section is checked against a schema table, unknown
- * keys are errors, and every problem is reported as
- * "FILE:LINE: key.path: reason" before the daemon binds anything.
+ * The loader (config.c, with config_values.c for the checks of values and
+ * config_calendar.c for the deadlines and calendar sections) reads the file
+ * with libyaml's document API so that every node keeps its line; each
+ * section is checked against a schema table, unknown keys are errors, and
+ * every problem is reported as "FILE:LINE: key.path: reason" before the
+ * daemon binds anything.
  */
 #ifndef LX_CONFIG_H
 #define LX_CONFIG_H

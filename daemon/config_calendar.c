@@ -7,8 +7,9 @@
  * The two are one subject, and they hold most of the loader's checks that
  * span keys: an override must name a configured category, and an exchanged
  * workday must be a day of the configured weekend. They are checked with
- * config.c's machinery (config_internal.h), so their problems read like any
- * others and are reported at the line of the key that caused them.
+ * config_values.c's checks and config.c's problem list (config_internal.h),
+ * so their problems read like any others and are reported at the line of
+ * the key that caused them.
  *
  * The calendar may pull in per-year files (calendar.files): each is parsed
  * and checked the same way with its own document, and its problems carry

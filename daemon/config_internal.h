@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: MIT
  *
- * config_internal.h: what the config loader's two files share, and no other
- * part of the daemon needs.
+ * config_internal.h: what the config loader's three files share, and no
+ * other part of the daemon needs.
  *
- * config.c holds the machinery (the schema types below, the problem list,
- * the YAML helpers, the checks of values and mappings) and most sections;
- * config_calendar.c holds the deadlines and calendar sections, which are
- * checked with that same machinery. The helpers it calls back into are
- * declared here, named lx__cfg_*, and its section tables are exported so
- * that config.c prints them in the key reference with all the others.
+ * config.c holds the file, the problem list, the API and most sections;
+ * config_values.c the checks that know no section (the YAML helpers, the
+ * structure scan, the checks of values and mappings); config_calendar.c
+ * the deadlines and calendar sections. All use the schema types below.
+ * The helpers one file calls in another are declared here, named
+ * lx__cfg_*, and config_calendar.c's section tables are exported so that
+ * config.c prints them in the key reference with all the others.
  */
 #ifndef LX_CONFIG_INTERNAL_H
 #define LX_CONFIG_INTERNAL_H
@@ -29,6 +30,11 @@
 #define CFG_EP_MAX 255      /* ZeroMQ endpoints */
 #define CFG_PLUGIN_MAX 64   /* plugin names */
 #define NO_OFF ((size_t)-1) /* the field is not stored by offset */
+
+#define KIB 1024ULL /* the size units CT_SIZE values are written in */
+#define MIB (1024ULL * KIB)
+#define GIB (1024ULL * MIB)
+#define TIB (1024ULL * GIB)
 
 /* ---------------------------------------------------------------- schema */
 
@@ -99,15 +105,29 @@ static inline yaml_node_t *seq_item(cfg_ctx_t *c, const yaml_node_t *n, size_t i
   return yaml_document_get_node(c->doc, n->data.sequence.items.start[i]);
 }
 
-/* ---------------------------------------------- config.c, for both files */
+/* --------------------------------------------------------------- config.c */
 
 /* Records one problem at LINE of the file being checked (see config.c). */
 void lx__cfg_err(cfg_ctx_t *c, int line, const char *path, const char *fmt, ...)
   __attribute__((format(printf, 4, 5)));
 /* Grows arr to hold n + 1 elements; NULL (and c->oom) on out of memory. */
 void *lx__cfg_grow(cfg_ctx_t *c, void *arr, size_t *cap, size_t n, size_t size);
+/* P resolved against the config file's directory; malloc'd, NULL on OOM. */
+char *lx__cfg_resolve(cfg_ctx_t *c, const char *p);
+/* Loads the first YAML document of fp into *doc; false after reporting. */
+bool lx__cfg_parse_doc(cfg_ctx_t *c, FILE *fp, yaml_document_t *doc);
+/* fopen for reading that refuses a directory; NULL with *err set. */
+FILE *lx__cfg_open_regular(const char *file, int *err);
+
+/* --------------------------------------------------------- config_values.c */
+
 /* True for a plain empty scalar, "~" or a spelling of null. */
 bool lx__cfg_is_null(const yaml_node_t *n);
+/* True if A and B are scalars with the same bytes. */
+bool lx__cfg_same_scalar(const yaml_node_t *a, const yaml_node_t *b);
+/* What N is, for a message: "a list", "a mapping", "an empty value" or
+ * "a string". */
+const char *lx__cfg_kind_noun(const yaml_node_t *n);
 /* A scalar quoted for a message, cut to fit buf (at least 16 bytes). */
 const char *lx__cfg_show(const yaml_node_t *n, char *buf, size_t size);
 /* Key paths into out (CFG_PATH bytes): "base.key" and "base[i]". */
@@ -123,16 +143,16 @@ bool lx__cfg_scan_tree(cfg_ctx_t *c, yaml_node_t *root);
  * node if it is good, else NULL after reporting. */
 yaml_node_t *lx__cfg_field_value(cfg_ctx_t *c, const cfg_field_t *f, yaml_node_t *v, int line,
                                  const char *path, void *dest);
-/* Checks mapping NODE against SEC (see config.c); got[i] is the node of
- * each good, present field. False if NODE is not a mapping. */
+/* Checks mapping NODE against SEC (see config_values.c); got[i] is the
+ * node of each good, present field. False if NODE is not a mapping. */
 bool lx__cfg_check_map(cfg_ctx_t *c, yaml_node_t *node, const char *path,
                        const cfg_section_t *sec, void *dest, yaml_node_t **got);
-/* P resolved against the config file's directory; malloc'd, NULL on OOM. */
-char *lx__cfg_resolve(cfg_ctx_t *c, const char *p);
-/* Loads the first YAML document of fp into *doc; false after reporting. */
-bool lx__cfg_parse_doc(cfg_ctx_t *c, FILE *fp, yaml_document_t *doc);
-/* fopen for reading that refuses a directory; NULL with *err set. */
-FILE *lx__cfg_open_regular(const char *file, int *err);
+/* A size in buf as a message and the key reference show it: "64 MiB",
+ * "1000 bytes". Returns buf. */
+const char *lx__cfg_fmt_size(uint64_t v, char *buf, size_t size);
+/* MIN minutes in buf as "HH:MM", or with SIGN as "+HH:MM" / "-HH:MM".
+ * Returns buf. */
+const char *lx__cfg_fmt_hhmm(int min, bool sign, char *buf, size_t size);
 
 /* --------------------------------------------------- config_calendar.c */
 
