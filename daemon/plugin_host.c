@@ -7,42 +7,28 @@
  * instance state, its timer and its config section. Plugins see the store
  * only through lx_txn_t (a borrowed LMDB transaction) and their own named
  * databases ("p.<plugin>.<name>"), so what a plugin keeps commits or aborts
- * with the batch that made it. Appends go to the ingest queue and so through
- * the same validation and group commit as client events.
+ * with the batch that made it; those host functions live in plugin_txn.c,
+ * which the unit tests' mock host shares. Appends go to the ingest queue and
+ * so through the same validation and group commit as client events.
  */
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "appeal.h"
-#include "calendar.h"
 #include "clock.h"
 #include "daemon.h"
 #include "log.h"
 #include "plugin_host.h"
+#include "plugin_txn.h"
 
 #define HOST_DBS_MAX 16
 
-struct lx_txn {
-  lx_daemon_t *d;
-  MDB_txn *txn;
-  bool write;
-  uint64_t seq; /* write: the record being applied */
-  int failed;   /* write: the first LMDB error of a plugin's write, which dooms the txn */
-};
-
-/* LMDB marks a transaction bad after a failed write, so the batch must be
- * aborted: a full map is then grown and the batch run again. */
-static int note_write(lx_txn_t *t, int rc) {
-  if (rc && rc != MDB_NOTFOUND && !t->failed)
-    t->failed = rc;
-  return rc;
-}
-
 struct lx_host {
+  lx_plugin_env_t env;  /* first: what plugin_txn.c serves the store-side slots from */
   lx_daemon_t *d;
   int index;
   const lx_plugin_conf_t *conf;
@@ -51,12 +37,12 @@ struct lx_host {
   uv_lib_t lib;
   bool lib_open, inited, timer_open;
   uv_timer_t timer;
-  bool *used;           /* which config keys the plugin read */
-  struct lx_txn rtxn;   /* the one read transaction lent out at a time */
-  char sub[80];         /* the log prefix: "plugin:escalate" */
+  bool *used;           /* which config keys the plugin read (env.used; owned here) */
+  lx_host_api_t api;    /* what init is given: plugin_txn.c's slots and the ones below */
   char **errors;        /* where conf_error writes while loading */
   int failed;
 };
+_Static_assert(offsetof(struct lx_host, env) == 0, "plugin_txn.c finds the env at the host");
 
 /* --- errors while loading ------------------------------------------------ */
 
@@ -87,19 +73,10 @@ static void h_log(lx_host_t *h, int level, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(text, sizeof text, fmt, ap);
   va_end(ap);
-  lx_log_write(level, h->sub, "%s", text);
+  lx_log_write(level, h->env.sub, "%s", text);
 }
 
 static int64_t h_now(lx_host_t *h) { return (int64_t)lx_clock_now_ms(); }
-
-static const char *h_conf_str(lx_host_t *h, const char *key) {
-  for (size_t i = 0; i < h->conf->n_kv; i++)
-    if (strcmp(h->conf->kv[i].key, key) == 0) {
-      h->used[i] = true;
-      return h->conf->kv[i].value;
-    }
-  return NULL;
-}
 
 static int conf_line(lx_host_t *h, const char *key) {
   for (size_t i = 0; i < h->conf->n_kv; i++)
@@ -119,140 +96,7 @@ static void h_conf_error(lx_host_t *h, const char *key, const char *fmt, ...) {
     add_error(h->errors, "%s:%d: plugins[%d].%s: %s", h->d->cfg.file, conf_line(h, key),
               h->index, key, text);
   else
-    lx_error(h->sub, "%s: %s", key, text);
-}
-
-static int64_t h_deadline(lx_host_t *h, int64_t from, int workdays) {
-  return lx_calendar_deadline(h->d->cal, from, workdays);
-}
-
-static int64_t h_next_workday_end(lx_host_t *h, int64_t from) {
-  return lx_calendar_next_workday_end(h->d->cal, from);
-}
-
-static int h_tier_days(lx_host_t *h, int tier, lx_slice_t category, int urgent) {
-  return lx_config_tier_days(&h->d->cfg, tier, category.p, category.n, urgent);
-}
-
-static int h_db_open(lx_host_t *h, const char *name, lx_db_t *db) {
-  char full[160];
-  MDB_txn *txn;
-  MDB_dbi dbi;
-  snprintf(full, sizeof full, "p.%s.%s", h->plugin->name, name);
-  int rc;
-  do { /* a compacted backup has no free page for a new database: grow */
-    rc = mdb_txn_begin(lx_store_env(h->d->store), NULL, 0, &txn);
-    if (rc == 0 && (rc = mdb_dbi_open(txn, full, MDB_CREATE, &dbi)) == 0)
-      rc = mdb_txn_commit(txn);
-    else if (rc == 0)
-      mdb_txn_abort(txn);
-  } while (rc == MDB_MAP_FULL && lx_store_grow(h->d->store) == 0);
-  if (rc) {
-    lx_error(h->sub, "opening database %s: %s", full, mdb_strerror(rc));
-    return -1;
-  }
-  *db = dbi;
-  return 0;
-}
-
-static int h_get(lx_txn_t *t, lx_db_t db, const void *key, size_t klen, const void **val,
-                 size_t *vlen) {
-  MDB_val k = {klen, (void *)key}, v;
-  int rc = mdb_get(t->txn, db, &k, &v);
-  if (rc == MDB_NOTFOUND)
-    return 1;
-  if (rc)
-    return -1;
-  *val = v.mv_data;
-  *vlen = v.mv_size;
-  return 0;
-}
-
-static int h_put(lx_txn_t *t, lx_db_t db, const void *key, size_t klen, const void *val,
-                 size_t vlen) {
-  MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
-  if (!t->write)
-    return -1;
-  return note_write(t, mdb_put(t->txn, db, &k, &v, 0)) ? -1 : 0;
-}
-
-static int h_del(lx_txn_t *t, lx_db_t db, const void *key, size_t klen) {
-  MDB_val k = {klen, (void *)key};
-  if (!t->write)
-    return -1;
-  int rc = note_write(t, mdb_del(t->txn, db, &k, NULL));
-  return rc == MDB_NOTFOUND ? 1 : rc ? -1 : 0;
-}
-
-static int h_scan(lx_txn_t *t, lx_db_t db, const void *from, size_t flen, lx_scan_cb cb,
-                  void *arg) {
-  MDB_cursor *c;
-  if (mdb_cursor_open(t->txn, db, &c))
-    return -1;
-  MDB_val k = {flen, (void *)from}, v;
-  int out = 0;
-  int rc = mdb_cursor_get(c, &k, &v, flen ? MDB_SET_RANGE : MDB_FIRST);
-  for (; rc == 0 && out == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
-    out = cb(arg, k.mv_data, k.mv_size, v.mv_data, v.mv_size);
-  mdb_cursor_close(c);
-  return out ? out : (rc == 0 || rc == MDB_NOTFOUND) ? 0 : -1;
-}
-
-static lx_txn_t *h_read_begin(lx_host_t *h) {
-  if (h->rtxn.txn)
-    return NULL; /* one at a time */
-  if (lx_store_read_begin(h->d->store, &h->rtxn.txn))
-    return NULL;
-  h->rtxn.d = h->d;
-  h->rtxn.write = false;
-  return &h->rtxn;
-}
-
-static void h_read_end(lx_txn_t *t) {
-  if (t && t->txn) {
-    lx_store_read_end(t->d->store, t->txn);
-    t->txn = NULL;
-  }
-}
-
-static int h_appeal(lx_txn_t *t, lx_slice_t id, lx_appeal_view_t *out) {
-  lx_appeal_t a;
-  int rc = lx_store_appeal_get(t->d->store, t->txn, (lx_str_t){id.p, id.n}, &a);
-  if (rc == LX_ENOTFOUND)
-    return 1;
-  if (rc)
-    return -1;
-  *out = (lx_appeal_view_t){a.status, a.tier, a.resolved_tier, a.urgent, a.opened, a.deadline,
-                            a.first_response, "", ""};
-  snprintf(out->unit, sizeof out->unit, "%s", a.unit);
-  snprintf(out->category, sizeof out->category, "%s", a.category);
-  return 0;
-}
-
-static int h_set_deadline(lx_txn_t *t, lx_slice_t id, int64_t deadline) {
-  lx_appeal_t a;
-  lx_str_t key = {id.p, id.n};
-  if (!t->write || lx_store_appeal_get(t->d->store, t->txn, key, &a))
-    return -1;
-  a.deadline = deadline;
-  /* Noted per record too, for the appeal as it stood at a past time. */
-  int rc = lx_store_appeal_put(t->d->store, t->txn, key, &a);
-  if (rc == 0)
-    rc = lx_store_deadline_note(t->d->store, t->txn, key, t->seq, deadline);
-  if (rc && !t->failed)
-    t->failed = rc == LX_EFULL ? MDB_MAP_FULL : MDB_PANIC;
-  return rc ? -1 : 0;
-}
-
-static int h_unit_at_tier(lx_host_t *h, lx_slice_t unit, int tier, char out[100]) {
-  const lx_config_t *cfg = &h->d->cfg;
-  int i = lx_config_find_unit(cfg, unit.p, unit.n);
-  while (i >= 0 && cfg->units[i].tier < tier)
-    i = cfg->units[i].parent;
-  if (i < 0 || cfg->units[i].tier != tier)
-    return -1;
-  snprintf(out, 100, "%s", cfg->units[i].path);
-  return 0;
+    lx_error(h->env.sub, "%s: %s", key, text);
 }
 
 static int h_append(lx_host_t *h, const char *type, lx_slice_t unit, const uint8_t *body,
@@ -281,29 +125,14 @@ static int h_arm(lx_host_t *h, int64_t at) {
   return uv_timer_start(&h->timer, on_timer, delay, 0) ? -1 : 0;
 }
 
-static const lx_host_api_t host_api = {
-    .abi = LX_PLUGIN_ABI,
-    .log = h_log,
-    .now = h_now,
-    .conf_str = h_conf_str,
-    .conf_error = h_conf_error,
-    .deadline = h_deadline,
-    .next_workday_end = h_next_workday_end,
-    .tier_days = h_tier_days,
-    .db_open = h_db_open,
-    .get = h_get,
-    .put = h_put,
-    .del = h_del,
-    .scan = h_scan,
-    .read_begin = h_read_begin,
-    .read_end = h_read_end,
-    .appeal = h_appeal,
-    .set_deadline = h_set_deadline,
-    .unit_at_tier = h_unit_at_tier,
-    .append = h_append,
-    .publish = h_publish,
-    .arm = h_arm,
-};
+/* The table a plugin is given: the loop's and sockets' functions above,
+ * and the store, config and calendar ones of plugin_txn.c. */
+static void api_init(lx_host_api_t *api) {
+  *api = (lx_host_api_t){.abi = LX_PLUGIN_ABI, .log = h_log, .now = h_now,
+                         .conf_error = h_conf_error, .append = h_append,
+                         .publish = h_publish, .arm = h_arm};
+  lx_plugin_txn_fill(api);
+}
 
 /* --- loading ----------------------------------------------------------------- */
 
@@ -348,11 +177,13 @@ static int load_one(lx_host_t *h, char **errors) {
 
 static int init_one(lx_host_t *h, char **errors) {
   h->errors = errors;
-  snprintf(h->sub, sizeof h->sub, "plugin:%s", h->plugin->name);
+  lx_plugin_env_init(&h->env, h->d->store, &h->d->cfg, h->d->cal, h->plugin->name, h->conf->kv,
+                     h->conf->n_kv, h->used);
+  api_init(&h->api);
   uv_timer_init(h->d->loop, &h->timer);
   h->timer.data = h;
   h->timer_open = true;
-  int rc = h->plugin->init ? h->plugin->init(&host_api, h, &h->state) : 0;
+  int rc = h->plugin->init ? h->plugin->init(&h->api, h, &h->state) : 0;
   /* A plugin that reported a bad value still read its keys: name the
    * unknown ones too, so one run shows every mistake. */
   for (size_t i = 0; i < h->conf->n_kv && (rc == 0 || h->failed); i++)
@@ -388,7 +219,7 @@ int lx_plugins_load(lx_daemon_t *d, char **errors) {
     h->used = calloc(h->conf->n_kv + 1, sizeof *h->used);
     if (!h->used || load_one(h, errors) || init_one(h, errors))
       goto fail;
-    lx_info(h->sub, "loaded %s", h->plugin->description ? h->plugin->description : "");
+    lx_info(h->env.sub, "loaded %s", h->plugin->description ? h->plugin->description : "");
   }
   return 0;
 fail:
@@ -445,19 +276,15 @@ static void rec_from_event(lx_rec_t *r, uint64_t seq, uint64_t rat, const lx_eve
 int lx_plugins_apply(lx_daemon_t *d, MDB_txn *txn, uint64_t seq, uint64_t rat,
                      const lx_event_t *ev, const uint8_t *bytes, size_t len) {
   lx_rec_t r;
-  struct lx_txn t = {d, txn, true, seq, 0};
+  lx_txn_t t;
   if (!d->n_hosts)
     return 0;
+  lx_plugin_txn_init(&t, d->store, txn, seq);
   rec_from_event(&r, seq, rat, ev, bytes, len);
   for (size_t i = 0; i < d->n_hosts && !t.failed; i++)
     if (d->hosts[i]->plugin->apply)
       d->hosts[i]->plugin->apply(d->hosts[i]->state, &t, &r);
-  if (!t.failed)
-    return 0;
-  if (t.failed == MDB_MAP_FULL)
-    return LX_EFULL;
-  lx_error("plugin", "a write of a plugin's apply failed: %s", mdb_strerror(t.failed));
-  return LX_EINTERNAL;
+  return lx_plugin_txn_result(&t);
 }
 
 void lx_plugins_react(lx_daemon_t *d, uint64_t seq, uint64_t rat, const lx_event_t *ev,

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT
  *
- * mock_host.c: see mock_host.h. The host functions follow daemon/plugin_host.c
- * (same database names, same LMDB calls, same record view), so a plugin
- * that passes here meets the store as lianxind gives it; the loop, the
- * sockets and the clock are what the test replaces.
+ * mock_host.c: see mock_host.h. The store, config and calendar functions of
+ * the host table are daemon/plugin_txn.c's, and the records are applied as
+ * in daemon/plugin_host.c (same record view, same write transaction), so a
+ * plugin that passes here meets the store as lianxind gives it; the loop,
+ * the sockets and the clock are what the test replaces.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +19,8 @@
 #include "apply.h"
 #include "calendar.h"
 #include "mock_host.h"
+
+_Static_assert(offsetof(struct lx_host, env) == 0, "plugin_txn.c finds the env at the host");
 
 #define ROUNDS_MAX 1000     /* plugin appends answered by more appends: a runaway */
 #define FIRES_MAX 100000    /* timer firings in one mh_advance */
@@ -123,15 +126,6 @@ static int64_t h_now(lx_host_t *h) {
   return h->now;
 }
 
-static const char *h_conf_str(lx_host_t *h, const char *key) {
-  for (size_t i = 0; i < h->n_kv; i++)
-    if (strcmp(h->kv[i].key, key) == 0) {
-      h->used[i] = true;
-      return h->kv[i].value;
-    }
-  return NULL;
-}
-
 static void h_conf_error(lx_host_t *h, const char *key, const char *fmt, ...) {
   char text[400];
   va_list ap;
@@ -145,129 +139,14 @@ static void h_conf_error(lx_host_t *h, const char *key, const char *fmt, ...) {
     fprintf(stderr, "[conf_error] %s: %s\n", key, text);
 }
 
-static int64_t h_deadline(lx_host_t *h, int64_t from, int workdays) {
-  return lx_calendar_deadline(h->cal, from, workdays);
-}
-
-static int64_t h_next_workday_end(lx_host_t *h, int64_t from) {
-  return lx_calendar_next_workday_end(h->cal, from);
-}
-
-static int h_tier_days(lx_host_t *h, int tier, lx_slice_t category, int urgent) {
-  return lx_config_tier_days(&h->d.cfg, tier, category.p, category.n, urgent);
-}
-
-static int h_db_open(lx_host_t *h, const char *name, lx_db_t *db) {
-  char full[160];
-  MDB_txn *txn;
-  MDB_dbi dbi;
-  snprintf(full, sizeof full, "p.%s.%s", h->plugin->name, name);
-  int rc = mdb_txn_begin(lx_store_env(h->d.store), NULL, 0, &txn);
-  if (rc == 0 && (rc = mdb_dbi_open(txn, full, MDB_CREATE, &dbi)) == 0)
-    rc = mdb_txn_commit(txn);
-  else if (rc == 0)
-    mdb_txn_abort(txn);
-  if (rc)
-    return -1;
-  *db = dbi;
-  return 0;
-}
-
-static int h_get(lx_txn_t *t, lx_db_t db, const void *key, size_t klen, const void **val,
-                 size_t *vlen) {
-  MDB_val k = {klen, (void *)key}, v;
-  int rc = mdb_get(t->txn, db, &k, &v);
-  if (rc == MDB_NOTFOUND)
-    return 1;
-  if (rc)
-    return -1;
-  *val = v.mv_data;
-  *vlen = v.mv_size;
-  return 0;
-}
-
-static int h_put(lx_txn_t *t, lx_db_t db, const void *key, size_t klen, const void *val,
-                 size_t vlen) {
-  MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
-  if (!t->write)
-    return -1;
-  return mdb_put(t->txn, db, &k, &v, 0) ? -1 : 0;
-}
-
-static int h_del(lx_txn_t *t, lx_db_t db, const void *key, size_t klen) {
-  MDB_val k = {klen, (void *)key};
-  if (!t->write)
-    return -1;
-  int rc = mdb_del(t->txn, db, &k, NULL);
-  return rc == MDB_NOTFOUND ? 1 : rc ? -1 : 0;
-}
-
-static int h_scan(lx_txn_t *t, lx_db_t db, const void *from, size_t flen, lx_scan_cb cb,
-                  void *arg) {
-  MDB_cursor *c;
-  if (mdb_cursor_open(t->txn, db, &c))
-    return -1;
-  MDB_val k = {flen, (void *)from}, v;
-  int out = 0;
-  int rc = mdb_cursor_get(c, &k, &v, flen ? MDB_SET_RANGE : MDB_FIRST);
-  for (; rc == 0 && out == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
-    out = cb(arg, k.mv_data, k.mv_size, v.mv_data, v.mv_size);
-  mdb_cursor_close(c);
-  return out ? out : (rc == 0 || rc == MDB_NOTFOUND) ? 0 : -1;
-}
-
+/* The daemon's read_begin, with the contract's check around it. */
 static lx_txn_t *h_read_begin(lx_host_t *h) {
   if (h->in_apply)
     fail_msg("apply began a read transaction (it has its own)");
-  if (h->rtxn.txn)
-    return NULL; /* one at a time, as in the daemon */
-  if (lx_store_read_begin(h->d.store, &h->rtxn.txn))
-    return NULL;
-  h->rtxn.store = h->d.store;
-  h->rtxn.write = false;
-  h->reads++;
-  return &h->rtxn;
-}
-
-static void h_read_end(lx_txn_t *t) {
-  if (t && t->txn) {
-    lx_store_read_end(t->store, t->txn);
-    t->txn = NULL;
-  }
-}
-
-static int h_appeal(lx_txn_t *t, lx_slice_t id, lx_appeal_view_t *out) {
-  lx_appeal_t a;
-  int rc = lx_store_appeal_get(t->store, t->txn, (lx_str_t){id.p, id.n}, &a);
-  if (rc == LX_ENOTFOUND)
-    return 1;
-  if (rc)
-    return -1;
-  *out = (lx_appeal_view_t){a.status, a.tier, a.resolved_tier, a.urgent, a.opened, a.deadline,
-                            a.first_response, "", ""};
-  snprintf(out->unit, sizeof out->unit, "%s", a.unit);
-  snprintf(out->category, sizeof out->category, "%s", a.category);
-  return 0;
-}
-
-static int h_set_deadline(lx_txn_t *t, lx_slice_t id, int64_t deadline) {
-  lx_appeal_t a;
-  lx_str_t key = {id.p, id.n};
-  if (!t->write || lx_store_appeal_get(t->store, t->txn, key, &a))
-    return -1;
-  a.deadline = deadline;
-  return lx_store_appeal_put(t->store, t->txn, key, &a) ? -1 : 0;
-}
-
-static int h_unit_at_tier(lx_host_t *h, lx_slice_t unit, int tier, char out[100]) {
-  const lx_config_t *cfg = &h->d.cfg;
-  int i = lx_config_find_unit(cfg, unit.p, unit.n);
-  while (i >= 0 && cfg->units[i].tier < tier)
-    i = cfg->units[i].parent;
-  if (i < 0 || cfg->units[i].tier != tier)
-    return -1;
-  snprintf(out, 100, "%s", cfg->units[i].path);
-  return 0;
+  lx_txn_t *t = lx_plugin_read_begin(h);
+  if (t)
+    h->reads++;
+  return t;
 }
 
 static int h_append(lx_host_t *h, const char *type, lx_slice_t unit, const uint8_t *body,
@@ -314,29 +193,16 @@ static int h_arm(lx_host_t *h, int64_t at) {
   return 0;
 }
 
-static const lx_host_api_t mock_api = {
-    .abi = LX_PLUGIN_ABI,
-    .log = h_log,
-    .now = h_now,
-    .conf_str = h_conf_str,
-    .conf_error = h_conf_error,
-    .deadline = h_deadline,
-    .next_workday_end = h_next_workday_end,
-    .tier_days = h_tier_days,
-    .db_open = h_db_open,
-    .get = h_get,
-    .put = h_put,
-    .del = h_del,
-    .scan = h_scan,
-    .read_begin = h_read_begin,
-    .read_end = h_read_end,
-    .appeal = h_appeal,
-    .set_deadline = h_set_deadline,
-    .unit_at_tier = h_unit_at_tier,
-    .append = h_append,
-    .publish = h_publish,
-    .arm = h_arm,
-};
+/* The table the plugin is given: the mock's clock, log, config errors,
+ * timer, append and publish; the daemon's store, config and calendar slots
+ * (plugin_txn.c), with read_begin wrapped in the contract's check. */
+static void api_init(mh_t *h) {
+  h->api = (lx_host_api_t){.abi = LX_PLUGIN_ABI, .log = h_log, .now = h_now,
+                           .conf_error = h_conf_error, .append = h_append,
+                           .publish = h_publish, .arm = h_arm};
+  lx_plugin_txn_fill(&h->api);
+  h->api.read_begin = h_read_begin;
+}
 
 /* --- records: the daemon's path, one batch at a time ----------------------------- */
 
@@ -422,12 +288,17 @@ static void commit_batch(mh_t *h, item_t *items, size_t n, bool internal) {
                lx_strerror(a.err.code), a.err.msg);
     assert_false(a.dup);
     it->seq = a.seq;
-    struct lx_txn t = {h->d.store, txn, true};
+    lx_txn_t t;
+    lx_plugin_txn_init(&t, h->d.store, txn, it->seq);
     lx_rec_t r = rec_from(it, rat);
     h->in_apply = true;
     if (h->plugin->apply)
       h->plugin->apply(h->state, &t, &r);
     h->in_apply = false;
+    /* lx_plugins_apply's answer; the daemon would abort the batch. */
+    int rc = lx_plugin_txn_result(&t);
+    if (rc)
+      fail_msg("a write of the plugin's apply failed: %s", lx_strerror(rc));
   }
   assert_int_equal(lx_store_commit(h->d.store, txn), 0);
   for (size_t i = 0; i < n; i++) {
@@ -436,7 +307,7 @@ static void commit_batch(mh_t *h, item_t *items, size_t n, bool internal) {
     lx_rec_t r = rec_from(&items[i], rat);
     if (h->plugin->react)
       h->plugin->react(h->state, &r);
-    if (h->rtxn.txn)
+    if (h->env.rtxn.txn)
       fail_msg("react returned with its read transaction open");
   }
 }
@@ -493,7 +364,7 @@ static void fire(mh_t *h) {
   h->fires++;
   if (h->plugin->on_timer)
     h->plugin->on_timer(h->state, h->now);
-  if (h->rtxn.txn)
+  if (h->env.rtxn.txn)
     fail_msg("on_timer returned with its read transaction open");
   flush(h);
 }
@@ -619,6 +490,8 @@ static void load(mh_t *h) {
     fail_msg("%s exports no %s", h->so_path, LX_PLUGIN_ENTRY_SYMBOL);
   h->plugin = sym;
   assert_int_equal(h->plugin->abi, LX_PLUGIN_ABI);
+  lx_plugin_env_init(&h->env, h->d.store, &h->d.cfg, h->cal, h->plugin->name, h->kv, h->n_kv,
+                     h->used);
 }
 
 static void unload(mh_t *h) {
@@ -664,7 +537,8 @@ mh_t *mh_new(const char *so_path, const char *plugin, const lx_conf_kv_t *kv, si
 
 int mh_init(mh_t *h) {
   memset(h->used, 0, sizeof h->used);
-  int rc = h->plugin->init(&mock_api, h, &h->state);
+  api_init(h);
+  int rc = h->plugin->init(&h->api, h, &h->state);
   h->inited = rc == 0;
   return rc;
 }

@@ -8,7 +8,9 @@
  * and calendar (config/lianxin.yaml), and a real LMDB store in a mkdtemp
  * directory, written through lx_apply_record, so appeals change state by
  * the core's state machine and a plugin's apply runs inside the same write
- * transaction as the record it sees. What differs from the daemon:
+ * transaction as the record it sees. The store, config and calendar slots
+ * of the host table are the daemon's own (daemon/plugin_txn.c). What
+ * differs from the daemon:
  *
  *   - the clock is mh.now, moved only by the test;
  *   - the timer is mh.armed; mh_advance fires it in order, and what the
@@ -32,6 +34,7 @@
 
 #include "daemon.h"
 #include "lx/plugin.h"
+#include "plugin_txn.h"
 
 #define MH_ABSENT INT64_MIN /* an int field that the map does not hold */
 #define MH_MAX 256          /* records and alerts kept per test */
@@ -67,13 +70,8 @@ typedef struct mh_queued {
   size_t len;
 } mh_queued_t;
 
-struct lx_txn {
-  lx_store_t *store;
-  MDB_txn *txn;
-  bool write;
-};
-
 struct lx_host {
+  lx_plugin_env_t env;     /* first, as plugin_txn.c requires; holds the read txn */
   const char *so_path;
   char dir[64];            /* the store's temporary directory */
   lx_daemon_t d;           /* only cfg and store are used (lx_apply_record) */
@@ -84,6 +82,7 @@ struct lx_host {
   uv_lib_t lib;
   bool lib_open;
   const lx_plugin_t *plugin;
+  lx_host_api_t api;       /* plugin_txn.c's slots and the mock's below */
   void *state;
   bool inited;
 
@@ -91,7 +90,6 @@ struct lx_host {
   int64_t armed;           /* the timer, -1 when not armed */
   int fires;               /* on_timer calls */
   bool in_apply;           /* inside apply: the contract forbids side effects */
-  struct lx_txn rtxn;
   int reads;               /* read transactions begun (and so ended) */
   int conf_errors;
   char conf_error_keys[256]; /* "key1 key2 " */

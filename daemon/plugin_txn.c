@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * plugin_txn.c: see plugin_txn.h. The host functions a plugin calls on a
+ * transaction (its own databases, the core's appeals) and on the config
+ * and calendar. Nothing here touches the loop, a socket or a timer, which is
+ * why the mock host of the unit tests can use it unchanged.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "calendar.h"
+#include "log.h"
+#include "plugin_txn.h"
+
+/* Every host's struct lx_host begins with its lx_plugin_env_t. */
+static lx_plugin_env_t *env_of(lx_host_t *h) { return (lx_plugin_env_t *)h; }
+
+/* LMDB marks a transaction bad after a failed write, so the batch must be
+ * aborted: a full map is then grown and the batch run again. */
+static int note_write(lx_txn_t *t, int rc) {
+  if (rc && rc != MDB_NOTFOUND && !t->failed)
+    t->failed = rc;
+  return rc;
+}
+
+void lx_plugin_env_init(lx_plugin_env_t *env, lx_store_t *store, const lx_config_t *cfg,
+                        const lx_calendar_t *cal, const char *name, const lx_conf_kv_t *kv,
+                        size_t n_kv, bool *used) {
+  *env = (lx_plugin_env_t){.store = store, .cfg = cfg, .cal = cal, .name = name, .kv = kv,
+                           .n_kv = n_kv, .used = used};
+  snprintf(env->sub, sizeof env->sub, "plugin:%s", name);
+}
+
+void lx_plugin_txn_init(lx_txn_t *t, lx_store_t *store, MDB_txn *txn, uint64_t seq) {
+  *t = (struct lx_txn){.store = store, .txn = txn, .write = true, .seq = seq};
+}
+
+int lx_plugin_txn_result(const lx_txn_t *t) {
+  if (!t->failed)
+    return 0;
+  if (t->failed == MDB_MAP_FULL)
+    return LX_EFULL;
+  lx_error("plugin", "a write of a plugin's apply failed: %s", mdb_strerror(t->failed));
+  return LX_EINTERNAL;
+}
+
+/* --- config and calendar ----------------------------------------------------- */
+
+static const char *h_conf_str(lx_host_t *h, const char *key) {
+  lx_plugin_env_t *e = env_of(h);
+  for (size_t i = 0; i < e->n_kv; i++)
+    if (strcmp(e->kv[i].key, key) == 0) {
+      e->used[i] = true;
+      return e->kv[i].value;
+    }
+  return NULL;
+}
+
+static int64_t h_deadline(lx_host_t *h, int64_t from, int workdays) {
+  return lx_calendar_deadline(env_of(h)->cal, from, workdays);
+}
+
+static int64_t h_next_workday_end(lx_host_t *h, int64_t from) {
+  return lx_calendar_next_workday_end(env_of(h)->cal, from);
+}
+
+static int h_tier_days(lx_host_t *h, int tier, lx_slice_t category, int urgent) {
+  return lx_config_tier_days(env_of(h)->cfg, tier, category.p, category.n, urgent);
+}
+
+static int h_unit_at_tier(lx_host_t *h, lx_slice_t unit, int tier, char out[100]) {
+  const lx_config_t *cfg = env_of(h)->cfg;
+  int i = lx_config_find_unit(cfg, unit.p, unit.n);
+  while (i >= 0 && cfg->units[i].tier < tier)
+    i = cfg->units[i].parent;
+  if (i < 0 || cfg->units[i].tier != tier)
+    return -1;
+  snprintf(out, 100, "%s", cfg->units[i].path);
+  return 0;
+}
+
+/* --- the plugin's own databases ------------------------------------------------ */
+
+static int h_db_open(lx_host_t *h, const char *name, lx_db_t *db) {
+  lx_plugin_env_t *e = env_of(h);
+  char full[160];
+  MDB_txn *txn;
+  MDB_dbi dbi;
+  snprintf(full, sizeof full, "p.%s.%s", e->name, name);
+  int rc;
+  do { /* a compacted backup has no free page for a new database: grow */
+    rc = mdb_txn_begin(lx_store_env(e->store), NULL, 0, &txn);
+    if (rc == 0 && (rc = mdb_dbi_open(txn, full, MDB_CREATE, &dbi)) == 0)
+      rc = mdb_txn_commit(txn);
+    else if (rc == 0)
+      mdb_txn_abort(txn);
+  } while (rc == MDB_MAP_FULL && lx_store_grow(e->store) == 0);
+  if (rc) {
+    lx_error(e->sub, "opening database %s: %s", full, mdb_strerror(rc));
+    return -1;
+  }
+  *db = dbi;
+  return 0;
+}
+
+static int h_get(lx_txn_t *t, lx_db_t db, const void *key, size_t klen, const void **val,
+                 size_t *vlen) {
+  MDB_val k = {klen, (void *)key}, v;
+  int rc = mdb_get(t->txn, db, &k, &v);
+  if (rc == MDB_NOTFOUND)
+    return 1;
+  if (rc)
+    return -1;
+  *val = v.mv_data;
+  *vlen = v.mv_size;
+  return 0;
+}
+
+static int h_put(lx_txn_t *t, lx_db_t db, const void *key, size_t klen, const void *val,
+                 size_t vlen) {
+  MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+  if (!t->write)
+    return -1;
+  return note_write(t, mdb_put(t->txn, db, &k, &v, 0)) ? -1 : 0;
+}
+
+static int h_del(lx_txn_t *t, lx_db_t db, const void *key, size_t klen) {
+  MDB_val k = {klen, (void *)key};
+  if (!t->write)
+    return -1;
+  int rc = note_write(t, mdb_del(t->txn, db, &k, NULL));
+  return rc == MDB_NOTFOUND ? 1 : rc ? -1 : 0;
+}
+
+static int h_scan(lx_txn_t *t, lx_db_t db, const void *from, size_t flen, lx_scan_cb cb,
+                  void *arg) {
+  MDB_cursor *c;
+  if (mdb_cursor_open(t->txn, db, &c))
+    return -1;
+  MDB_val k = {flen, (void *)from}, v;
+  int out = 0;
+  int rc = mdb_cursor_get(c, &k, &v, flen ? MDB_SET_RANGE : MDB_FIRST);
+  for (; rc == 0 && out == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+    out = cb(arg, k.mv_data, k.mv_size, v.mv_data, v.mv_size);
+  mdb_cursor_close(c);
+  return out ? out : (rc == 0 || rc == MDB_NOTFOUND) ? 0 : -1;
+}
+
+lx_txn_t *lx_plugin_read_begin(lx_host_t *h) {
+  lx_plugin_env_t *e = env_of(h);
+  if (e->rtxn.txn)
+    return NULL; /* one at a time */
+  if (lx_store_read_begin(e->store, &e->rtxn.txn))
+    return NULL;
+  e->rtxn.store = e->store;
+  e->rtxn.write = false;
+  return &e->rtxn;
+}
+
+static void h_read_end(lx_txn_t *t) {
+  if (t && t->txn) {
+    lx_store_read_end(t->store, t->txn);
+    t->txn = NULL;
+  }
+}
+
+/* --- the core's appeals ------------------------------------------------------- */
+
+static int h_appeal(lx_txn_t *t, lx_slice_t id, lx_appeal_view_t *out) {
+  lx_appeal_t a;
+  int rc = lx_store_appeal_get(t->store, t->txn, (lx_str_t){id.p, id.n}, &a);
+  if (rc == LX_ENOTFOUND)
+    return 1;
+  if (rc)
+    return -1;
+  *out = (lx_appeal_view_t){a.status, a.tier, a.resolved_tier, a.urgent, a.opened, a.deadline,
+                            a.first_response, "", ""};
+  snprintf(out->unit, sizeof out->unit, "%s", a.unit);
+  snprintf(out->category, sizeof out->category, "%s", a.category);
+  return 0;
+}
+
+static int h_set_deadline(lx_txn_t *t, lx_slice_t id, int64_t deadline) {
+  lx_appeal_t a;
+  lx_str_t key = {id.p, id.n};
+  if (!t->write || lx_store_appeal_get(t->store, t->txn, key, &a))
+    return -1;
+  a.deadline = deadline;
+  /* Noted per record too, for the appeal as it stood at a past time. */
+  int rc = lx_store_appeal_put(t->store, t->txn, key, &a);
+  if (rc == 0)
+    rc = lx_store_deadline_note(t->store, t->txn, key, t->seq, deadline);
+  if (rc && !t->failed)
+    t->failed = rc == LX_EFULL ? MDB_MAP_FULL : MDB_PANIC;
+  return rc ? -1 : 0;
+}
+
+/* The slots served here, each by the static h_<slot> above; read_begin is
+ * exported instead, for a host that wraps it. One list in the manner of
+ * libuv's UV_ERRNO_MAP, so a new slot is one word here. */
+#define TXN_SLOT_MAP(XX)                                                                        \
+  XX(conf_str) XX(deadline) XX(next_workday_end) XX(tier_days) XX(unit_at_tier) XX(db_open)     \
+  XX(get) XX(put) XX(del) XX(scan) XX(read_end) XX(appeal) XX(set_deadline)
+
+void lx_plugin_txn_fill(lx_host_api_t *api) {
+#define XX(slot) api->slot = h_##slot;
+  TXN_SLOT_MAP(XX)
+#undef XX
+  api->read_begin = lx_plugin_read_begin;
+}
