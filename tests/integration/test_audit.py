@@ -276,17 +276,39 @@ def test_verify_empty_log(tmp_path):
 
 
 def test_verify_read_only_backup_without_lock(store, tmp_path):
+    """A backup on read-only media: verify reads it without LMDB's lock file.
+    Root may write anything, so as root the check runs as user nobody (with
+    setpriv), on a copy in a directory that user can enter, with a copy of the
+    CLI there too (the build dir may be closed to it)."""
+    as_nobody = []
+    base = str(tmp_path)
     if os.geteuid() == 0:
-        pytest.skip("root may write anything: the read-only case cannot be made here")
-    dst = copy_of(store, tmp_path)
+        if not shutil.which("setpriv"):
+            pytest.skip("as root, the read-only case needs setpriv to run verify as nobody")
+        as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+        base = tempfile.mkdtemp(prefix="lx-ro-")
+        os.chmod(base, 0o755)
+    dst = copy_of(store, base)
+    exe = lxtest.CLI
+    if as_nobody:
+        exe = os.path.join(base, "lianxin")
+        shutil.copy(lxtest.CLI, exe)
+        os.chmod(exe, 0o755)
     for f in os.listdir(dst):
         os.chmod(os.path.join(dst, f), 0o444)
     os.chmod(dst, 0o555)
+    before = {f: os.stat(os.path.join(dst, f)).st_mtime_ns for f in os.listdir(dst)}
     try:
-        rc, line, err = verify("--data", dst)
+        rc, line, err = run(as_nobody + [exe, "verify", "--data", dst])
+        line = line.strip()
         assert rc == 0 and "without LMDB's lock file" in err, (line, err)
+        assert line == verify("--data", store.data)[1]  # the same records and head
+        after = {f: os.stat(os.path.join(dst, f)).st_mtime_ns for f in os.listdir(dst)}
+        assert after == before  # nothing written
     finally:
         os.chmod(dst, 0o755)
+        if as_nobody:
+            shutil.rmtree(base, ignore_errors=True)
 
 
 # --- tampering ---------------------------------------------------------------------
