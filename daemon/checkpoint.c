@@ -77,8 +77,7 @@ static void write_checkpoint(lx_ckpt_t *c) {
     return; /* nothing new since the last one */
   }
   uint8_t msg[8 + LX_HASH_LEN], sig[crypto_sign_BYTES];
-  for (int i = 0; i < 8; i++)
-    msg[i] = (uint8_t)(h->seq >> (56 - 8 * i));
+  lx_put_u64be(msg, h->seq);
   memcpy(msg + 8, h->hash, LX_HASH_LEN);
   crypto_sign_detached(sig, NULL, msg, sizeof msg, c->sk);
   msgpack_sbuffer sb;

@@ -15,11 +15,20 @@
 /* Every host's struct lx_host begins with its lx_plugin_env_t. */
 static lx_plugin_env_t *env_of(lx_host_t *h) { return (lx_plugin_env_t *)h; }
 
-/* LMDB marks a transaction bad after a failed write, so the batch must be
- * aborted: a full map is then grown and the batch run again. */
+/* Keeps the first failure of a plugin's write as a project code. LMDB marks
+ * a transaction bad after a failed write, so the batch must be aborted: a
+ * full map is then grown and the batch run again. */
+static void note_failure(lx_txn_t *t, int code) {
+  if (!t->failed)
+    t->failed = code;
+}
+
 static int note_write(lx_txn_t *t, int rc) {
-  if (rc && rc != MDB_NOTFOUND && !t->failed)
-    t->failed = rc;
+  if (rc && rc != MDB_NOTFOUND) {
+    if (rc != MDB_MAP_FULL)
+      lx_error("plugin", "a write of a plugin's apply failed: %s", mdb_strerror(rc));
+    note_failure(t, rc == MDB_MAP_FULL ? LX_EFULL : LX_EINTERNAL);
+  }
   return rc;
 }
 
@@ -35,14 +44,7 @@ void lx_plugin_txn_init(lx_txn_t *t, lx_store_t *store, MDB_txn *txn, uint64_t s
   *t = (struct lx_txn){.store = store, .txn = txn, .write = true, .seq = seq};
 }
 
-int lx_plugin_txn_result(const lx_txn_t *t) {
-  if (!t->failed)
-    return 0;
-  if (t->failed == MDB_MAP_FULL)
-    return LX_EFULL;
-  lx_error("plugin", "a write of a plugin's apply failed: %s", mdb_strerror(t->failed));
-  return LX_EINTERNAL;
-}
+int lx_plugin_txn_result(const lx_txn_t *t) { return t->failed; }
 
 /* --- config and calendar ----------------------------------------------------- */
 
@@ -190,8 +192,8 @@ static int h_set_deadline(lx_txn_t *t, lx_slice_t id, int64_t deadline) {
   int rc = lx_store_appeal_put(t->store, t->txn, key, &a);
   if (rc == 0)
     rc = lx_store_deadline_note(t->store, t->txn, key, t->seq, deadline);
-  if (rc && !t->failed)
-    t->failed = rc == LX_EFULL ? MDB_MAP_FULL : MDB_PANIC;
+  if (rc)
+    note_failure(t, rc); /* LX_EFULL, or LX_EINTERNAL already logged by the store */
   return rc ? -1 : 0;
 }
 

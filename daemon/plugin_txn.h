@@ -35,7 +35,7 @@ struct lx_txn {
   MDB_txn *txn;
   bool write;
   uint64_t seq; /* write: the record being applied */
-  int failed;   /* write: the first LMDB error of a plugin's write, which dooms the txn */
+  int failed;   /* write: 0, or the first failed write's LX_EFULL / LX_EINTERNAL (dooms the txn) */
 };
 
 /* What the functions here see of one plugin instance. Must be the first

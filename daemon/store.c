@@ -341,42 +341,48 @@ int lx_store_appeal_link(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t seq)
 /* appeal_dl: appeal -> (seq, deadline) pairs, 16 bytes big-endian, so the
  * dups sort by seq. One pair per record: a later note for the same record
  * replaces the earlier one. */
+
+/* Puts c on the pair of record seq; 0, or MDB_NOTFOUND when it has none. */
+static int dl_seek(MDB_cursor *c, lx_str_t id, uint64_t seq, MDB_val *v) {
+  uint8_t probe[16] = {0};
+  lx_put_u64be(probe, seq);
+  MDB_val k = str_key(id);
+  *v = (MDB_val){sizeof probe, probe};
+  int rc = mdb_cursor_get(c, &k, v, MDB_GET_BOTH_RANGE);
+  if (rc == 0 && (v->mv_size != sizeof probe || lx_get_u64be(v->mv_data) != seq))
+    rc = MDB_NOTFOUND;
+  return rc;
+}
+
 int lx_store_deadline_note(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t seq,
                            int64_t deadline) {
-  uint8_t buf[16];
+  uint8_t pair[16];
   MDB_cursor *c;
-  lx_put_u64be(buf, seq);
-  memset(buf + 8, 0, 8);
-  MDB_val k = str_key(id), v = {sizeof buf, buf};
+  MDB_val v;
   int rc = mdb_cursor_open(txn, s->appeal_dl, &c);
   if (rc)
     return store_err(rc, "mdb_cursor_open appeal_dl");
-  rc = mdb_cursor_get(c, &k, &v, MDB_GET_BOTH_RANGE);
-  if (rc == 0 && v.mv_size == sizeof buf && lx_get_u64be(v.mv_data) == seq)
-    rc = mdb_cursor_del(c, 0);
-  else if (rc == MDB_NOTFOUND)
-    rc = 0;
+  rc = dl_seek(c, id, seq, &v);
+  rc = rc == 0 ? mdb_cursor_del(c, 0) : rc == MDB_NOTFOUND ? 0 : rc;
+  if (rc == 0) {
+    lx_put_u64be(pair, seq);
+    lx_put_u64be(pair + 8, (uint64_t)deadline);
+    MDB_val k = str_key(id);
+    v = (MDB_val){sizeof pair, pair};
+    rc = mdb_cursor_put(c, &k, &v, 0);
+  }
   mdb_cursor_close(c);
-  if (rc)
-    return store_err(rc, "mdb_cursor_del appeal_dl");
-  lx_put_u64be(buf + 8, (uint64_t)deadline);
-  k = str_key(id);
-  v = (MDB_val){sizeof buf, buf};
-  return store_err(mdb_put(txn, s->appeal_dl, &k, &v, 0), "mdb_put appeal_dl");
+  return store_err(rc, "writing appeal_dl");
 }
 
 int lx_store_deadline_of(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t seq,
                          int64_t *deadline) {
-  uint8_t buf[16] = {0};
   MDB_cursor *c;
-  lx_put_u64be(buf, seq);
-  MDB_val k = str_key(id), v = {sizeof buf, buf};
+  MDB_val v;
   int rc = mdb_cursor_open(txn, s->appeal_dl, &c);
   if (rc)
     return store_err(rc, "mdb_cursor_open appeal_dl");
-  rc = mdb_cursor_get(c, &k, &v, MDB_GET_BOTH_RANGE);
-  if (rc == 0 && (v.mv_size != sizeof buf || lx_get_u64be(v.mv_data) != seq))
-    rc = MDB_NOTFOUND;
+  rc = dl_seek(c, id, seq, &v);
   if (rc == 0)
     *deadline = (int64_t)lx_get_u64be((const uint8_t *)v.mv_data + 8);
   mdb_cursor_close(c);
