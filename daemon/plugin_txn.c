@@ -25,12 +25,16 @@ static void note_failure(lx_txn_t *t, int code) {
 
 static int note_write(lx_txn_t *t, int rc) {
   if (rc && rc != MDB_NOTFOUND) {
-    if (rc != MDB_MAP_FULL)
+    if (rc != MDB_MAP_FULL && !t->failed)
       lx_error("plugin", "a write of a plugin's apply failed: %s", mdb_strerror(rc));
     note_failure(t, rc == MDB_MAP_FULL ? LX_EFULL : LX_EINTERNAL);
   }
   return rc;
 }
+
+/* After a failed write LMDB refuses everything on the transaction; the
+ * plugin's further calls are refused here, without a log line each. */
+static bool usable(const lx_txn_t *t, bool write) { return !t->failed && (t->write || !write); }
 
 void lx_plugin_env_init(lx_plugin_env_t *env, lx_store_t *store, const lx_config_t *cfg,
                         const lx_calendar_t *cal, const char *name, const lx_conf_kv_t *kv,
@@ -108,6 +112,8 @@ static int h_db_open(lx_host_t *h, const char *name, lx_db_t *db) {
 static int h_get(lx_txn_t *t, lx_db_t db, const void *key, size_t klen, const void **val,
                  size_t *vlen) {
   MDB_val k = {klen, (void *)key}, v;
+  if (!usable(t, false))
+    return -1;
   int rc = mdb_get(t->txn, db, &k, &v);
   if (rc == MDB_NOTFOUND)
     return 1;
@@ -121,14 +127,14 @@ static int h_get(lx_txn_t *t, lx_db_t db, const void *key, size_t klen, const vo
 static int h_put(lx_txn_t *t, lx_db_t db, const void *key, size_t klen, const void *val,
                  size_t vlen) {
   MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
-  if (!t->write)
+  if (!usable(t, true))
     return -1;
   return note_write(t, mdb_put(t->txn, db, &k, &v, 0)) ? -1 : 0;
 }
 
 static int h_del(lx_txn_t *t, lx_db_t db, const void *key, size_t klen) {
   MDB_val k = {klen, (void *)key};
-  if (!t->write)
+  if (!usable(t, true))
     return -1;
   int rc = note_write(t, mdb_del(t->txn, db, &k, NULL));
   return rc == MDB_NOTFOUND ? 1 : rc ? -1 : 0;
@@ -137,7 +143,7 @@ static int h_del(lx_txn_t *t, lx_db_t db, const void *key, size_t klen) {
 static int h_scan(lx_txn_t *t, lx_db_t db, const void *from, size_t flen, lx_scan_cb cb,
                   void *arg) {
   MDB_cursor *c;
-  if (mdb_cursor_open(t->txn, db, &c))
+  if (!usable(t, false) || mdb_cursor_open(t->txn, db, &c))
     return -1;
   MDB_val k = {flen, (void *)from}, v;
   int out = 0;
@@ -170,6 +176,8 @@ static void h_read_end(lx_txn_t *t) {
 
 static int h_appeal(lx_txn_t *t, lx_slice_t id, lx_appeal_view_t *out) {
   lx_appeal_t a;
+  if (!usable(t, false))
+    return -1;
   int rc = lx_store_appeal_get(t->store, t->txn, (lx_str_t){id.p, id.n}, &a);
   if (rc == LX_ENOTFOUND)
     return 1;
@@ -185,7 +193,7 @@ static int h_appeal(lx_txn_t *t, lx_slice_t id, lx_appeal_view_t *out) {
 static int h_set_deadline(lx_txn_t *t, lx_slice_t id, int64_t deadline) {
   lx_appeal_t a;
   lx_str_t key = {id.p, id.n};
-  if (!t->write || lx_store_appeal_get(t->store, t->txn, key, &a))
+  if (!usable(t, true) || lx_store_appeal_get(t->store, t->txn, key, &a))
     return -1;
   a.deadline = deadline;
   /* Noted per record too, for the appeal as it stood at a past time. */
