@@ -129,11 +129,6 @@ static const cfg_field_t category_fields[] = {
   {"name", CT_STRING, true, 1, CFG_NAME_MAX, NO_OFF, NULL, "what a person reads, UTF-8"},
 };
 
-static const cfg_field_t plugin_fields[] = {
-  {"name", CT_NAME, true, 1, CFG_PLUGIN_MAX, NO_OFF, NULL, "the plugin's name; unique"},
-  {"path", CT_STRING, false, 1, CFG_PATH_MAX, NO_OFF, "the build's plugin dir",
-   "its shared object; relative to the config file's directory"},
-};
 
 static const cfg_section_t top_sec = SECTION("", top_fields, false);
 static const cfg_section_t listen_sec = SECTION("listen", listen_fields, false);
@@ -144,7 +139,6 @@ static const cfg_section_t unit_secs[] = {
   [LX_TIER_COMMUNITY] = SECTION("units[].townships[].communities[]", community_fields, false),
 };
 static const cfg_section_t category_sec = SECTION("categories[]", category_fields, false);
-static const cfg_section_t plugin_sec = SECTION("plugins[]", plugin_fields, true);
 static const cfg_section_t checkpoints_sec = SECTION("checkpoints", checkpoints_fields, false);
 static const cfg_section_t security_sec = SECTION("security", security_fields, false);
 
@@ -152,7 +146,7 @@ static const cfg_section_t *const all_secs[] = {
   &top_sec, &listen_sec, &store_sec, &unit_secs[LX_TIER_COUNTY],
   &unit_secs[LX_TIER_TOWNSHIP], &unit_secs[LX_TIER_COMMUNITY], &category_sec,
   &lx__cfg_deadlines_sec, &lx__cfg_normal_sec, &lx__cfg_urgent_sec, &lx__cfg_override_sec,
-  &lx__cfg_override_tiers_sec, &lx__cfg_calendar_sec, &lx__cfg_cal_year_sec, &plugin_sec,
+  &lx__cfg_override_tiers_sec, &lx__cfg_calendar_sec, &lx__cfg_cal_year_sec, &lx__cfg_plugin_sec,
   &checkpoints_sec, &security_sec,
 };
 
@@ -282,8 +276,8 @@ char *lx__cfg_resolve(cfg_ctx_t *c, const char *p)
 }
 
 /* Reports V if an earlier sibling in seen[0..n) has the same value. */
-static bool sibling_dup(cfg_ctx_t *c, yaml_node_t *const *seen, size_t n, const yaml_node_t *v,
-                        const char *ipath, const char *key, const char *what)
+bool lx__cfg_sibling_dup(cfg_ctx_t *c, yaml_node_t *const *seen, size_t n, const yaml_node_t *v,
+                         const char *ipath, const char *key, const char *what)
 {
   char kpath[CFG_PATH], vb[64];
   for (size_t j = 0; j < n; j++) {
@@ -363,7 +357,7 @@ static void walk_units(cfg_ctx_t *c, yaml_node_t *seq, const char *path, int tie
     lx__cfg_path_idx(ipath, path, i);
     if (!lx__cfg_check_map(c, seq_item(c, seq, i), ipath, &unit_secs[tier], NULL, got))
       continue;
-    if (got[UNIT_CODE] && sibling_dup(c, codes, i, got[UNIT_CODE], ipath, "code", "code"))
+    if (got[UNIT_CODE] && lx__cfg_sibling_dup(c, codes, i, got[UNIT_CODE], ipath, "code", "code"))
       got[UNIT_CODE] = NULL;
     codes[i] = got[UNIT_CODE];
     int self = unit_add(c, got, tier, parent);
@@ -401,81 +395,12 @@ static void walk_categories(cfg_ctx_t *c, yaml_node_t *seq)
     lx__cfg_path_idx(ipath, "categories", i);
     if (!lx__cfg_check_map(c, seq_item(c, seq, i), ipath, &category_sec, NULL, got) || !got[0])
       continue;
-    if (sibling_dup(c, codes, i, got[0], ipath, "code", "category code"))
+    if (lx__cfg_sibling_dup(c, codes, i, got[0], ipath, "code", "category code"))
       continue;
     codes[i] = got[0];
     category_add(c, got[0], got[1]);
   }
   free(codes);
-}
-
-/* Keeps the entry's other keys, as written, for the plugin to read and
- * check in its init; only scalars, so a plugin needs no YAML of its own. */
-static void plugin_keys(cfg_ctx_t *c, yaml_node_t *item, const char *ipath, lx_plugin_conf_t *pl)
-{
-  size_t n = (size_t)(item->data.mapping.pairs.top - item->data.mapping.pairs.start);
-  pl->kv = calloc(n ? n : 1, sizeof *pl->kv);
-  if (!pl->kv) {
-    c->oom = true;
-    return;
-  }
-  for (yaml_node_pair_t *p = item->data.mapping.pairs.start; p < item->data.mapping.pairs.top; p++) {
-    yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
-    yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
-    if (k->type != YAML_SCALAR_NODE || strcmp(sval(k), "name") == 0 || strcmp(sval(k), "path") == 0)
-      continue;
-    if (v->type != YAML_SCALAR_NODE) {
-      char kpath[CFG_PATH + 256];
-      snprintf(kpath, sizeof kpath, "%s.%.200s", ipath, sval(k));
-      lx__cfg_err(c, node_line(v), kpath, "a plugin's settings are single values, not %s",
-                  lx__cfg_kind_noun(v));
-      continue;
-    }
-    lx_conf_kv_t *kv = &pl->kv[pl->n_kv++];
-    kv->key = strdup(sval(k));
-    kv->value = strdup(sval(v));
-    kv->line = node_line(k);
-    c->oom = c->oom || !kv->key || !kv->value;
-  }
-}
-
-static void plugin_add(cfg_ctx_t *c, yaml_node_t *name, yaml_node_t *path, int line)
-{
-  lx_config_t *cfg = c->cfg;
-  lx_plugin_conf_t *pl = lx__cfg_grow(c, cfg->plugins, &c->cap_plugins, cfg->n_plugins, sizeof *pl);
-  if (!pl)
-    return;
-  cfg->plugins = pl;
-  pl += cfg->n_plugins++;
-  memset(pl, 0, sizeof *pl); /* realloc'd memory: fields not set here must read as empty */
-  pl->name = strdup(sval(name));
-  pl->path = path ? lx__cfg_resolve(c, sval(path)) : NULL;
-  pl->line = line;
-  c->oom = c->oom || !pl->name;
-}
-
-static void walk_plugins(cfg_ctx_t *c, yaml_node_t *seq)
-{
-  size_t n = seq_len(seq);
-  yaml_node_t **names = calloc(n ? n : 1, sizeof *names), *got[CFG_MAX_FIELDS];
-  char ipath[CFG_PATH];
-  if (!names) {
-    c->oom = true;
-    return;
-  }
-  for (size_t i = 0; i < n; i++) {
-    yaml_node_t *item = seq_item(c, seq, i);
-    lx__cfg_path_idx(ipath, "plugins", i);
-    if (!lx__cfg_check_map(c, item, ipath, &plugin_sec, NULL, got) || !got[0])
-      continue;
-    if (sibling_dup(c, names, i, got[0], ipath, "name", "plugin name"))
-      continue;
-    names[i] = got[0];
-    plugin_add(c, got[0], got[1], node_line(item));
-    if (c->cfg->n_plugins)
-      plugin_keys(c, item, ipath, &c->cfg->plugins[c->cfg->n_plugins - 1]);
-  }
-  free(names);
 }
 
 /* A section of scalars whose path values resolve against the config
@@ -523,7 +448,7 @@ static void check_doc(cfg_ctx_t *c)
   if (got[TOP_CALENDAR])
     lx__cfg_check_calendar(c, got[TOP_CALENDAR]);
   if (got[TOP_PLUGINS])
-    walk_plugins(c, got[TOP_PLUGINS]);
+    lx__cfg_walk_plugins(c, got[TOP_PLUGINS]);
   if (got[TOP_CHECKPOINTS])
     check_paths_section(c, got[TOP_CHECKPOINTS], "checkpoints", &checkpoints_sec,
                         &c->cfg->checkpoints, &c->cfg->checkpoints.line,
@@ -701,16 +626,7 @@ void lx_config_free(lx_config_t *cfg)
   for (size_t i = 0; i < cfg->deadlines.n_overrides; i++)
     free(cfg->deadlines.overrides[i].category);
   free(cfg->deadlines.overrides);
-  for (size_t i = 0; i < cfg->n_plugins; i++) {
-    for (size_t k = 0; k < cfg->plugins[i].n_kv; k++) {
-      free(cfg->plugins[i].kv[k].key);
-      free(cfg->plugins[i].kv[k].value);
-    }
-    free(cfg->plugins[i].kv);
-    free(cfg->plugins[i].name);
-    free(cfg->plugins[i].path);
-  }
-  free(cfg->plugins);
+  lx__cfg_free_plugins(cfg);
   for (size_t i = 0; i < cfg->calendar.n_years; i++)
     free(cfg->calendar.years[i].file);
   free(cfg->calendar.years);

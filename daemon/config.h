@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include "lx/plugin.h"
 
 #define LX_CODE_MAX 32            /* a unit code: 1..32 of [a-z0-9-] */
 #define LX_PATH_MAX (3 * LX_CODE_MAX + 2)
@@ -64,14 +65,17 @@ typedef struct lx_deadlines {
 
 /* One entry of the plugin list. Only the name and the optional path are the
  * core's business; the rest of the section belongs to the plugin, which
- * checks it in its own init (a later issue). The loader keeps the section's
+ * checks it in its own init through lx/plugin.h. The loader keeps every
  * line so the plugin's errors can point at it. */
-/* One key of a plugin's entry other than name and path: the plugin reads
- * it by name through the host API and reports its own errors. */
+/* One key of a plugin's entry other than name and path: a single value, a
+ * list of single values or a map of them (lx/plugin.h's LX_CONF_*). */
 typedef struct lx_conf_kv {
   char *key;
-  char *value; /* the scalar as written */
+  char *value;             /* the scalar as written; NULL for a list or map */
   int line;
+  int shape;               /* LX_CONF_LIST or LX_CONF_MAP when value is NULL */
+  lx_conf_item_t *items;   /* a list's or map's entries, in file order */
+  size_t n_items;
 } lx_conf_kv_t;
 
 typedef struct lx_plugin_conf {

@@ -6,7 +6,7 @@
  * config.c holds the file, the problem list, the API and most sections;
  * config_values.c the checks that know no section (the YAML helpers, the
  * structure scan, the checks of values and mappings); config_calendar.c
- * the deadlines and calendar sections. All use the schema types below.
+ * the deadlines and calendar sections; config_plugins.c the plugin list. All use the schema types below.
  * The helpers one file calls in another are declared here, named
  * lx__cfg_*, and config_calendar.c's section tables are exported so that
  * config.c prints them in the key reference with all the others.
@@ -107,6 +107,9 @@ static inline yaml_node_t *seq_item(cfg_ctx_t *c, const yaml_node_t *n, size_t i
 
 /* --------------------------------------------------------------- config.c */
 
+/* Reports V if an earlier sibling in seen[0..n) has the same value. */
+bool lx__cfg_sibling_dup(cfg_ctx_t *c, yaml_node_t *const *seen, size_t n, const yaml_node_t *v,
+                         const char *ipath, const char *key, const char *what);
 /* Records one problem at LINE of the file being checked (see config.c). */
 void lx__cfg_err(cfg_ctx_t *c, int line, const char *path, const char *fmt, ...)
   __attribute__((format(printf, 4, 5)));
@@ -167,5 +170,13 @@ void lx__cfg_check_deadlines(cfg_ctx_t *c, yaml_node_t *node);
 /* calendar: NODE is the section's mapping; per-year files are read and
  * checked here too. */
 void lx__cfg_check_calendar(cfg_ctx_t *c, yaml_node_t *node);
+
+/* ---------------------------------------------------- config_plugins.c */
+
+extern const cfg_section_t lx__cfg_plugin_sec;
+/* plugins: SEQ is the list; keeps each entry's own keys for its plugin. */
+void lx__cfg_walk_plugins(cfg_ctx_t *c, yaml_node_t *seq);
+/* Frees cfg->plugins and everything each entry holds. */
+void lx__cfg_free_plugins(lx_config_t *cfg);
 
 #endif

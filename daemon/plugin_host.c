@@ -78,22 +78,10 @@ static void h_log(lx_host_t *h, int level, const char *fmt, ...) {
 
 static int64_t h_now(lx_host_t *h) { return (int64_t)lx_clock_now_ms(); }
 
-static int conf_line(lx_host_t *h, const char *key) {
-  for (size_t i = 0; i < h->conf->n_kv; i++)
-    if (strcmp(h->conf->kv[i].key, key) == 0)
-      return h->conf->kv[i].line;
-  return h->conf->line;
-}
-
-static void h_conf_error(lx_host_t *h, const char *key, const char *fmt, ...) {
-  char text[400];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(text, sizeof text, fmt, ap);
-  va_end(ap);
+static void h_report(lx_host_t *h, int line, const char *key, const char *text) {
   h->failed = 1;
   if (h->errors)
-    add_error(h->errors, "%s:%d: plugins[%d].%s: %s", h->d->cfg.file, conf_line(h, key),
+    add_error(h->errors, "%s:%d: plugins[%d].%s: %s", h->d->cfg.file, line ? line : h->conf->line,
               h->index, key, text);
   else
     lx_error(h->env.sub, "%s: %s", key, text);
@@ -129,7 +117,7 @@ static int h_arm(lx_host_t *h, int64_t at) {
  * and the store, config and calendar ones of plugin_txn.c. */
 static void api_init(lx_host_api_t *api) {
   *api = (lx_host_api_t){.abi = LX_PLUGIN_ABI, .log = h_log, .now = h_now,
-                         .conf_error = h_conf_error, .append = h_append,
+                         .append = h_append,
                          .publish = h_publish, .arm = h_arm};
   lx_plugin_txn_fill(api);
 }
@@ -178,7 +166,7 @@ static int load_one(lx_host_t *h, char **errors) {
 static int init_one(lx_host_t *h, char **errors) {
   h->errors = errors;
   lx_plugin_env_init(&h->env, h->d->store, &h->d->cfg, h->d->cal, h->plugin->name, h->conf->kv,
-                     h->conf->n_kv, h->used);
+                     h->conf->n_kv, h->used, h_report);
   api_init(&h->api);
   uv_timer_init(h->d->loop, &h->timer);
   h->timer.data = h;
@@ -188,7 +176,7 @@ static int init_one(lx_host_t *h, char **errors) {
    * unknown ones too, so one run shows every mistake. */
   for (size_t i = 0; i < h->conf->n_kv && (rc == 0 || h->failed); i++)
     if (!h->used[i])
-      h_conf_error(h, h->conf->kv[i].key, "unknown key for plugin %s", h->plugin->name);
+      h->api.conf_error(h, h->conf->kv[i].key, "unknown key for plugin %s", h->plugin->name);
   if (rc || h->failed) {
     if (rc == 0 && h->plugin->close)
       h->plugin->close(h->state);

@@ -5,6 +5,7 @@
  * and calendar. Nothing here touches the loop, a socket or a timer, which is
  * why the mock host of the unit tests can use it unchanged.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -38,9 +39,10 @@ static bool usable(const lx_txn_t *t, bool write) { return !t->failed && (t->wri
 
 void lx_plugin_env_init(lx_plugin_env_t *env, lx_store_t *store, const lx_config_t *cfg,
                         const lx_calendar_t *cal, const char *name, const lx_conf_kv_t *kv,
-                        size_t n_kv, bool *used) {
+                        size_t n_kv, bool *used,
+                        void (*report)(lx_host_t *h, int line, const char *key, const char *text)) {
   *env = (lx_plugin_env_t){.store = store, .cfg = cfg, .cal = cal, .name = name, .kv = kv,
-                           .n_kv = n_kv, .used = used};
+                           .n_kv = n_kv, .used = used, .report = report};
   snprintf(env->sub, sizeof env->sub, "plugin:%s", name);
 }
 
@@ -52,14 +54,76 @@ int lx_plugin_txn_result(const lx_txn_t *t) { return t->failed; }
 
 /* --- config and calendar ----------------------------------------------------- */
 
-static const char *h_conf_str(lx_host_t *h, const char *key) {
+static const char *const shape_nouns[] = {"nothing", "a single value", "a list", "a map"};
+
+/* The key's entry, marked used; NULL if the entry has no such key. */
+static const lx_conf_kv_t *conf_find(lx_host_t *h, const char *key) {
   lx_plugin_env_t *e = env_of(h);
   for (size_t i = 0; i < e->n_kv; i++)
     if (strcmp(e->kv[i].key, key) == 0) {
       e->used[i] = true;
-      return e->kv[i].value;
+      return &e->kv[i];
     }
   return NULL;
+}
+
+static void conf_report(lx_host_t *h, int line, const char *key, const char *fmt, va_list ap) {
+  char text[400];
+  vsnprintf(text, sizeof text, fmt, ap);
+  env_of(h)->report(h, line, key, text);
+}
+
+static void h_conf_error(lx_host_t *h, const char *key, const char *fmt, ...) {
+  lx_plugin_env_t *e = env_of(h);
+  int line = 0;
+  for (size_t i = 0; i < e->n_kv && !line; i++)
+    if (strcmp(e->kv[i].key, key) == 0)
+      line = e->kv[i].line;
+  va_list ap;
+  va_start(ap, fmt);
+  conf_report(h, line, key, fmt, ap);
+  va_end(ap);
+}
+
+static void h_conf_item_error(lx_host_t *h, const char *key, const lx_conf_item_t *item,
+                              const char *fmt, ...) {
+  char path[200];
+  const lx_conf_kv_t *kv = conf_find(h, key);
+  if (item->key)
+    snprintf(path, sizeof path, "%s.%s", key, item->key);
+  else
+    snprintf(path, sizeof path, "%s[%zu]", key, kv ? (size_t)(item - kv->items) : 0);
+  va_list ap;
+  va_start(ap, fmt);
+  conf_report(h, item->line, path, fmt, ap);
+  va_end(ap);
+}
+
+static const char *h_conf_str(lx_host_t *h, const char *key) {
+  const lx_conf_kv_t *kv = conf_find(h, key);
+  if (kv && !kv->value) {
+    h_conf_error(h, key, "expected a single value, not %s", shape_nouns[kv->shape]);
+    return NULL;
+  }
+  return kv ? kv->value : NULL;
+}
+
+static int h_conf_items(lx_host_t *h, const char *key, int want, const lx_conf_item_t **items,
+                        size_t *n) {
+  const lx_conf_kv_t *kv = conf_find(h, key);
+  *items = NULL;
+  *n = 0;
+  if (!kv)
+    return 1;
+  int shape = kv->value ? LX_CONF_SCALAR : kv->shape;
+  if (shape != want) {
+    h_conf_error(h, key, "expected %s, not %s", want == LX_CONF_MAP ? "a map like {key: value}"
+                 : "a list like [a, b]", shape_nouns[shape]);
+    return -1;
+  }
+  *items = kv->items;
+  *n = kv->n_items;
+  return 0;
 }
 
 static int64_t h_deadline(lx_host_t *h, int64_t from, int workdays) {
@@ -209,7 +273,7 @@ static int h_set_deadline(lx_txn_t *t, lx_slice_t id, int64_t deadline) {
  * exported instead, for a host that wraps it. One list in the manner of
  * libuv's UV_ERRNO_MAP, so a new slot is one word here. */
 #define TXN_SLOT_MAP(XX)                                                                        \
-  XX(conf_str) XX(deadline) XX(next_workday_end) XX(tier_days) XX(unit_at_tier) XX(db_open)     \
+  XX(conf_str) XX(conf_items) XX(conf_error) XX(conf_item_error) XX(deadline) XX(next_workday_end) XX(tier_days) XX(unit_at_tier) XX(db_open)     \
   XX(get) XX(put) XX(del) XX(scan) XX(read_end) XX(appeal) XX(set_deadline)
 
 void lx_plugin_txn_fill(lx_host_api_t *api) {

@@ -2,7 +2,7 @@
  *
  * plugin_txn.h: what a plugin may do inside a transaction and with the
  * config and calendar: the slots of lx_host_api_t that need no loop, socket
- * or timer (conf_str, deadline, next_workday_end, tier_days, unit_at_tier,
+ * or timer (conf_str, conf_items, conf_error, conf_item_error, deadline, next_workday_end, tier_days, unit_at_tier,
  * db_open, get, put, del, scan, read_begin, read_end, appeal, set_deadline).
  *
  * The daemon's host (plugin_host.c) and the unit tests' mock host
@@ -49,6 +49,9 @@ typedef struct lx_plugin_env {
   const lx_conf_kv_t *kv;    /* the keys of its config entry */
   size_t n_kv;
   bool *used;                /* n_kv flags: which keys conf_str was asked for */
+  /* The host's own way to report a config problem at LINE (0: the entry's
+   * line) about KEY ("weights.response", "servers[1]"). */
+  void (*report)(lx_host_t *h, int line, const char *key, const char *text);
   char sub[80];              /* the log prefix: "plugin:escalate" */
   struct lx_txn rtxn;        /* the one read transaction lent out at a time */
 } lx_plugin_env_t;
@@ -58,10 +61,11 @@ typedef struct lx_plugin_env {
  * the keys the plugin never asked for), with no read transaction lent out. */
 void lx_plugin_env_init(lx_plugin_env_t *env, lx_store_t *store, const lx_config_t *cfg,
                         const lx_calendar_t *cal, const char *name, const lx_conf_kv_t *kv,
-                        size_t n_kv, bool *used);
+                        size_t n_kv, bool *used,
+                        void (*report)(lx_host_t *h, int line, const char *key, const char *text));
 
 /* Fills the slots listed at the top of this file and leaves the others (abi,
- * log, now, conf_error, append, publish, arm) as they are. The functions it
+ * log, now, append, publish, arm) as they are. The functions it
  * installs cast their lx_host_t * to lx_plugin_env_t *. */
 void lx_plugin_txn_fill(lx_host_api_t *api);
 

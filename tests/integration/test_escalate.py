@@ -273,8 +273,8 @@ def _start_fails(tmp, plugins_yaml):
 def test_plugin_with_other_abi_is_refused(tmp_path):
     so = os.path.join(lxtest.BUILD, "tests", "bad_abi.so")
     err = _start_fails(str(tmp_path), "plugins:\n  - name: bad_abi\n    path: %s\n" % so)
-    assert re.search(r"p\.yaml:\d+: plugins\[0\] \(bad_abi\): .*built for plugin ABI 1001; "
-                     r"this daemon has 1: rebuild it", err), err
+    assert re.search(r"p\.yaml:\d+: plugins\[0\] \(bad_abi\): .*built for plugin ABI 1; "
+                     r"this daemon has 2: rebuild it", err), err
 
 
 def test_missing_plugin_is_refused(tmp_path):
@@ -305,3 +305,10 @@ def test_replay_filters_by_plugin_types_and_topic_prefix(tmp_path):
         assert r["code"] == "E_BADREQ"
     finally:
         d.cleanup()
+
+
+def test_plugin_setting_of_the_wrong_shape_is_refused(tmp_path):
+    # A list where the plugin expects a single value is named with its line.
+    err = _start_fails(str(tmp_path), "plugins:\n  - name: escalate\n    reminder_days: [1, 2]\n")
+    assert re.search(r"p\.yaml:\d+: plugins\[0\]\.reminder_days: expected a single value, not a list",
+                     err), err

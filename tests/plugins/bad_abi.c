@@ -12,7 +12,7 @@ static int never_init(const lx_host_api_t *api, lx_host_t *host, void **state) {
 }
 
 const lx_plugin_t lx_plugin_entry = {
-    .abi = LX_PLUGIN_ABI + 1000,
+    .abi = 1, /* the ABI before this one (no list or map settings) */
     .name = "bad_abi",
     .init = never_init,
 };

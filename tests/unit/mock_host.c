@@ -126,17 +126,12 @@ static int64_t h_now(lx_host_t *h) {
   return h->now;
 }
 
-static void h_conf_error(lx_host_t *h, const char *key, const char *fmt, ...) {
-  char text[400];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(text, sizeof text, fmt, ap);
-  va_end(ap);
+static void h_report(lx_host_t *h, int line, const char *key, const char *text) {
   h->conf_errors++;
   size_t n = strlen(h->conf_error_keys);
   snprintf(h->conf_error_keys + n, sizeof h->conf_error_keys - n, "%s ", key);
   if (getenv("MH_VERBOSE"))
-    fprintf(stderr, "[conf_error] %s: %s\n", key, text);
+    fprintf(stderr, "[conf_error] line %d: %s: %s\n", line, key, text);
 }
 
 /* The daemon's read_begin, with the contract's check around it. */
@@ -198,7 +193,7 @@ static int h_arm(lx_host_t *h, int64_t at) {
  * (plugin_txn.c), with read_begin wrapped in the contract's check. */
 static void api_init(mh_t *h) {
   h->api = (lx_host_api_t){.abi = LX_PLUGIN_ABI, .log = h_log, .now = h_now,
-                           .conf_error = h_conf_error, .append = h_append,
+                           .append = h_append,
                            .publish = h_publish, .arm = h_arm};
   lx_plugin_txn_fill(&h->api);
   h->api.read_begin = h_read_begin;
@@ -491,7 +486,7 @@ static void load(mh_t *h) {
   h->plugin = sym;
   assert_int_equal(h->plugin->abi, LX_PLUGIN_ABI);
   lx_plugin_env_init(&h->env, h->d.store, &h->d.cfg, h->cal, h->plugin->name, h->kv, h->n_kv,
-                     h->used);
+                     h->used, h_report);
 }
 
 static void unload(mh_t *h) {
@@ -535,9 +530,13 @@ mh_t *mh_new(const char *so_path, const char *plugin, const lx_conf_kv_t *kv, si
   return h;
 }
 
-int mh_init(mh_t *h) {
+void mh_api(mh_t *h) {
   memset(h->used, 0, sizeof h->used);
   api_init(h);
+}
+
+int mh_init(mh_t *h) {
+  mh_api(h);
   int rc = h->plugin->init(&h->api, h, &h->state);
   h->inited = rc == 0;
   return rc;

@@ -113,6 +113,9 @@ mh_t *mh_new(const char *so_path, const char *plugin, const lx_conf_kv_t *kv, si
              int64_t now);
 /* Calls init; returns what it returned. */
 int mh_init(mh_t *h);
+/* Fills h->api as init would be given it, without calling init: for tests
+ * of the host functions themselves. */
+void mh_api(mh_t *h);
 /* Runs on_timer once at the current time, as lianxind does at start, and
  * commits what it appended; then fires the timer while it is armed for a
  * time already past, as the loop would at once. */

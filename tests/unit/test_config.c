@@ -559,10 +559,50 @@ static void test_duplicate_plugin(void **state)
                14, "plugins[2].name: duplicate plugin name \"escalate\"; first at line 12\n");
 }
 
-static void test_plugin_setting_not_scalar(void **state)
+/* A plugin setting may be a list or a map of single values; each entry
+ * keeps its own line for the plugin's errors. Deeper nesting is refused at
+ * the entry's line. */
+static void test_plugin_settings_lists_and_maps(void **state)
 {
-  expect_error(MIN "plugins:\n  - name: escalate\n    tiers: [1, 2]\n", 13,
-               "plugins[0].tiers: a plugin's settings are single values, not a list");
+  lx_config_t cfg;
+  char *err = NULL, *file;
+  const char *text = MIN "plugins:\n"
+                         "  - name: mirror\n"
+                         "    servers: [nats://a:4222, nats://b:4222]\n"
+                         "    weights:\n"
+                         "      response: 0.3\n"
+                         "      resolution: 0.7\n"
+                         "    period: month\n"
+                         "    none: []\n";
+  if (load_text(text, &cfg, &err, &file))
+    fail_msg("%s", err);
+  assert_int_equal(cfg.n_plugins, 1);
+  const lx_plugin_conf_t *pl = &cfg.plugins[0];
+  assert_int_equal(pl->n_kv, 4);
+  assert_string_equal(pl->kv[0].key, "servers");
+  assert_null(pl->kv[0].value);
+  assert_int_equal(pl->kv[0].shape, LX_CONF_LIST);
+  assert_int_equal(pl->kv[0].n_items, 2);
+  assert_null(pl->kv[0].items[0].key);
+  assert_string_equal(pl->kv[0].items[1].value, "nats://b:4222");
+  assert_int_equal(pl->kv[0].items[1].line, 13);
+  assert_int_equal(pl->kv[1].shape, LX_CONF_MAP);
+  assert_string_equal(pl->kv[1].items[1].key, "resolution");
+  assert_string_equal(pl->kv[1].items[1].value, "0.7");
+  assert_int_equal(pl->kv[1].items[1].line, 16);
+  assert_string_equal(pl->kv[2].value, "month");
+  assert_int_equal(pl->kv[3].shape, LX_CONF_LIST);
+  assert_int_equal(pl->kv[3].n_items, 0);
+  lx_config_free(&cfg);
+  unlink(file);
+  free(file);
+  expect_error(MIN "plugins:\n  - name: escalate\n    tiers: [1, [2]]\n", 13,
+               "plugins[0].tiers[1]: a plugin setting's entries are single values, not a list");
+  expect_error(MIN "plugins:\n  - name: rank\n    weights:\n      response: {a: 1}\n", 14,
+               "plugins[0].weights.response: a plugin setting's entries are single values, "
+               "not a mapping");
+  expect_error(MIN "plugins:\n  - name: rank\n    weights: {response: 1, response: 2}\n", 13,
+               "plugins[0].weights.response: duplicate key");
 }
 
 static void test_checkpoints_and_security(void **state)
@@ -966,7 +1006,7 @@ int main(void)
     cmocka_unit_test(test_defaults),
     cmocka_unit_test(test_values_and_plugins),
     cmocka_unit_test(test_tiers),
-    cmocka_unit_test(test_plugin_setting_not_scalar),
+    cmocka_unit_test(test_plugin_settings_lists_and_maps),
     cmocka_unit_test(test_checkpoints_and_security),
     cmocka_unit_test(test_free_zeroed),
     cmocka_unit_test(test_print_schema),

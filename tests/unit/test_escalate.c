@@ -263,10 +263,10 @@ static void test_descriptor_and_config(void **state) {
 
   /* Each bad value is reported under its own key, and init fails. */
   static const lx_conf_kv_t bad[] = {
-      {"warn_share", "1", 10},           /* must be strictly between 0 and 1 */
-      {"response_days", "0", 11},        /* 1..60 */
-      {"urgent_response_hours", "2h", 12},
-      {"reminder_days", "61", 13},
+      {.key = "warn_share", .value = "1", .line = 10},           /* must be strictly between 0 and 1 */
+      {.key = "response_days", .value = "0", .line = 11},        /* 1..60 */
+      {.key = "urgent_response_hours", .value = "2h", .line = 12},
+      {.key = "reminder_days", .value = "61", .line = 13},
   };
   h = mh_new(so_path(), "escalate", bad, 4, SEP22_1000);
   assert_int_not_equal(mh_init(h), 0);
@@ -277,10 +277,10 @@ static void test_descriptor_and_config(void **state) {
 
   /* The bounds themselves are accepted. */
   static const lx_conf_kv_t edge[] = {
-      {"warn_share", "0.5", 10},
-      {"response_days", "60", 11},
-      {"urgent_response_hours", "1", 12},
-      {"reminder_days", "1", 13},
+      {.key = "warn_share", .value = "0.5", .line = 10},
+      {.key = "response_days", .value = "60", .line = 11},
+      {.key = "urgent_response_hours", .value = "1", .line = 12},
+      {.key = "reminder_days", .value = "1", .line = 13},
   };
   h = mh_new(so_path(), "escalate", edge, 4, SEP22_1000);
   assert_int_equal(mh_init(h), 0);
@@ -288,10 +288,49 @@ static void test_descriptor_and_config(void **state) {
   mh_free(&h);
 }
 
+/* The host's list and map settings (lx/plugin.h conf_items), as any plugin
+ * meets them: the shape is checked, each entry keeps its line, and an
+ * entry's error is reported under KEY.ITEM or KEY[j]. */
+static void test_conf_items(void **state) {
+  static const lx_conf_item_t servers[] = {{NULL, "nats://a:4222", 21}, {NULL, "b", 22}};
+  static const lx_conf_item_t weights[] = {{"response", "0.3", 31}};
+  static const lx_conf_kv_t kv[] = {
+      {.key = "servers", .line = 20, .shape = LX_CONF_LIST, .items = (lx_conf_item_t *)servers,
+       .n_items = 2},
+      {.key = "weights", .line = 30, .shape = LX_CONF_MAP, .items = (lx_conf_item_t *)weights,
+       .n_items = 1},
+      {.key = "period", .value = "month", .line = 40},
+  };
+  mh_t *h = mh_new(so_path(), "escalate", kv, 3, SEP22_1000);
+  lx_host_t *host = (lx_host_t *)h;
+  const lx_conf_item_t *it;
+  size_t n;
+  mh_api(h);
+  assert_int_equal(h->api.conf_items(host, "servers", LX_CONF_LIST, &it, &n), 0);
+  assert_int_equal(n, 2);
+  assert_string_equal(it[1].value, "b");
+  assert_int_equal(h->api.conf_items(host, "absent", LX_CONF_MAP, &it, &n), 1);
+  assert_int_equal(n, 0);
+  assert_int_equal(h->conf_errors, 0);
+  /* A map where a list belongs, a single value where a map belongs, a list
+   * where a single value belongs: each an error under its key. */
+  assert_int_equal(h->api.conf_items(host, "weights", LX_CONF_LIST, &it, &n), -1);
+  assert_int_equal(h->api.conf_items(host, "period", LX_CONF_MAP, &it, &n), -1);
+  assert_null(h->api.conf_str(host, "servers"));
+  assert_int_equal(h->api.conf_items(host, "weights", LX_CONF_MAP, &it, &n), 0);
+  h->api.conf_item_error(host, "weights", &it[0], "expected a weight from 0 to 1");
+  assert_int_equal(h->api.conf_items(host, "servers", LX_CONF_LIST, &it, &n), 0);
+  h->api.conf_item_error(host, "servers", &it[1], "expected nats://HOST:PORT");
+  assert_int_equal(h->conf_errors, 5);
+  assert_string_equal(h->conf_error_keys,
+                      "weights period servers weights.response servers[1] ");
+  mh_free(&h);
+}
+
 /* Without keys the defaults hold (0.8, 1 working day, 1 working day); each
  * key, when given, moves its clock. */
 static void test_config_keys_move_the_clocks(void **state) {
-  static const lx_conf_kv_t none[] = {{"unused", "", 0}};
+  static const lx_conf_kv_t none[] = {{.key = "unused", .value = "", .line = 0}};
   mh_t *h = start_with(none, 0, SEP22_1000);
   mh_appeal(h, "ap-defaults", "qd.hx.bl", "jobs", false);
   static const want_t defaults[] = {
@@ -305,9 +344,9 @@ static void test_config_keys_move_the_clocks(void **state) {
   /* Warn at half time; the response is due after 5 working days, so the
    * township, which holds it by then, is told; a reminder every 2 days. */
   static const lx_conf_kv_t keys[] = {
-      {"warn_share", "0.5", 10},
-      {"response_days", "5", 11},
-      {"reminder_days", "2", 12},
+      {.key = "warn_share", .value = "0.5", .line = 10},
+      {.key = "response_days", .value = "5", .line = 11},
+      {.key = "reminder_days", .value = "2", .line = 12},
   };
   h = start_with(keys, 3, SEP22_1000);
   mh_appeal(h, "ap-keys", "qd.hx.bl", "jobs", false);
@@ -542,6 +581,7 @@ static void test_one_timer_serves_every_appeal(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_descriptor_and_config),
+      cmocka_unit_test(test_conf_items),
       cmocka_unit_test(test_config_keys_move_the_clocks),
       cmocka_unit_test(test_climbs_tiers_across_holidays),
       cmocka_unit_test(test_urgent_across_spring_festival),

@@ -33,7 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define LX_PLUGIN_ABI 1
+#define LX_PLUGIN_ABI 2
 
 typedef struct lx_host lx_host_t; /* the daemon's handle for one plugin instance */
 typedef struct lx_txn lx_txn_t;   /* a store transaction lent to the plugin */
@@ -88,6 +88,17 @@ typedef struct lx_appeal_view {
   char category[65];
 } lx_appeal_view_t;
 
+/* The shape of a plugin's config value (conf_items). */
+enum { LX_CONF_ABSENT = 0, LX_CONF_SCALAR, LX_CONF_LIST, LX_CONF_MAP };
+
+/* One entry of a list or map setting, e.g. `servers: [a, b]` or
+ * `weights: {response: 0.3}`. Entries are single values, as written. */
+typedef struct lx_conf_item {
+  const char *key;   /* the map key; NULL in a list */
+  const char *value; /* the value as written, NUL-terminated */
+  int line;          /* its line in the config file */
+} lx_conf_item_t;
+
 typedef int (*lx_scan_cb)(void *arg, const void *key, size_t klen, const void *val, size_t vlen);
 
 /* What the daemon offers. Every function returns 0 on success and a
@@ -101,12 +112,25 @@ typedef struct lx_host_api {
   int64_t (*now)(lx_host_t *h);
 
   /* Config: the keys of the plugin's entry other than `name` and `path`.
-   * conf_str returns the value (NULL if absent) and marks the key used;
-   * after init, an unused key is reported as unknown. conf_error reports
-   * "FILE:LINE: plugins[i].KEY: reason" and makes the start fail. */
+   * conf_str returns a single value (NULL if absent) and marks the key
+   * used; after init, an unused key is reported as unknown. A list or a map
+   * given where conf_str expects a single value is reported as an error.
+   * conf_error reports "FILE:LINE: plugins[i].KEY: reason" and makes the
+   * start fail. */
   const char *(*conf_str)(lx_host_t *h, const char *key);
   void (*conf_error)(lx_host_t *h, const char *key, const char *fmt, ...)
       __attribute__((format(printf, 3, 4)));
+
+  /* conf_items: the entries of a list or map setting. `want` is
+   * LX_CONF_LIST or LX_CONF_MAP. Returns 0 with *items (valid until close)
+   * and *n set, 1 if the key is absent, or -1 after reporting a value of
+   * another shape. Marks the key used. conf_item_error reports
+   * "FILE:LINE: plugins[i].KEY.ITEM: reason" (KEY[j] in a list) at the
+   * entry's own line. */
+  int (*conf_items)(lx_host_t *h, const char *key, int want, const lx_conf_item_t **items,
+                    size_t *n);
+  void (*conf_item_error)(lx_host_t *h, const char *key, const lx_conf_item_t *item,
+                          const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
   /* The configured calendar and deadlines. */
   int64_t (*deadline)(lx_host_t *h, int64_t from, int workdays);
