@@ -160,6 +160,14 @@ static int load_one(lx_host_t *h, char **errors) {
               where, h->conf->line, h->index, h->conf->name, path, h->plugin->abi, LX_PLUGIN_ABI);
     return -1;
   }
+  static const char *const core_ops[] = {"replay", "appeal", "head", "units", "stats", NULL};
+  for (const char *const *o = h->plugin->ops; o && *o; o++)
+    for (const char *const *k = core_ops; *k; k++)
+      if (strcmp(*o, *k) == 0) {
+        add_error(errors, "%s:%d: plugins[%d] (%s): %s declares the query op \"%s\", which is "
+                  "the daemon's own", where, h->conf->line, h->index, h->conf->name, path, *o);
+        return -1;
+      }
   return 0;
 }
 
@@ -246,21 +254,6 @@ void lx_plugins_close(lx_daemon_t *d) {
 
 /* --- records ------------------------------------------------------------------- */
 
-static lx_slice_t sl(lx_str_t s) { return (lx_slice_t){s.p, s.n}; }
-
-static void rec_from_event(lx_rec_t *r, uint64_t seq, uint64_t rat, const lx_event_t *ev,
-                           const uint8_t *bytes, size_t len) {
-  *r = (lx_rec_t){
-      .seq = seq, .rat = (int64_t)rat,
-      .type = ev->type == LX_EV_PLUGIN ? LX_REC_PLUGIN : ev->type,
-      .type_name = sl(ev->type_name), .unit = sl(ev->unit), .appeal = sl(ev->appeal),
-      .category = sl(ev->category), .urgent = ev->urgent, .outcome = ev->outcome,
-      .satisfied = ev->satisfied, .esc_kind = sl(ev->esc_kind), .esc_from = ev->esc_from,
-      .esc_to = ev->esc_to, .esc_deadline = ev->esc_deadline, .esc_next = ev->esc_next,
-      .ev = bytes, .ev_len = len,
-  };
-}
-
 int lx_plugins_apply(lx_daemon_t *d, MDB_txn *txn, uint64_t seq, uint64_t rat,
                      const lx_event_t *ev, const uint8_t *bytes, size_t len) {
   lx_rec_t r;
@@ -268,7 +261,7 @@ int lx_plugins_apply(lx_daemon_t *d, MDB_txn *txn, uint64_t seq, uint64_t rat,
   if (!d->n_hosts)
     return 0;
   lx_plugin_txn_init(&t, d->store, txn, seq);
-  rec_from_event(&r, seq, rat, ev, bytes, len);
+  lx_plugin_rec_init(&r, seq, rat, ev, bytes, len);
   for (size_t i = 0; i < d->n_hosts && !t.failed; i++)
     if (d->hosts[i]->plugin->apply)
       d->hosts[i]->plugin->apply(d->hosts[i]->state, &t, &r);
@@ -280,7 +273,7 @@ void lx_plugins_react(lx_daemon_t *d, uint64_t seq, uint64_t rat, const lx_event
   lx_rec_t r;
   if (!d->n_hosts)
     return;
-  rec_from_event(&r, seq, rat, ev, bytes, len);
+  lx_plugin_rec_init(&r, seq, rat, ev, bytes, len);
   for (size_t i = 0; i < d->n_hosts; i++)
     if (d->hosts[i]->plugin->react)
       d->hosts[i]->plugin->react(d->hosts[i]->state, &r);
@@ -309,4 +302,67 @@ void lx_plugins_retry_later(lx_daemon_t *d, const char *actor, size_t len) {
     if (strlen(h->plugin->name) == len && memcmp(h->plugin->name, actor, len) == 0)
       h_arm(h, (int64_t)lx_clock_now_ms() + 1000);
   }
+}
+
+/* --- query ops ------------------------------------------------------------------ */
+
+_Static_assert((int)LX_QE_DENIED == (int)LX_EDENIED && (int)LX_QE_BADREQ == (int)LX_EBADREQ &&
+                   (int)LX_QE_NOTFOUND == (int)LX_ENOTFOUND,
+               "lx/plugin.h's query codes are the wire codes");
+
+static lx_host_t *host_of_op(lx_daemon_t *d, const char *name) {
+  for (size_t i = 0; i < d->n_hosts; i++)
+    for (const char *const *o = d->hosts[i]->plugin->ops; o && *o; o++)
+      if (strcmp(*o, name) == 0 && d->hosts[i]->plugin->query)
+        return d->hosts[i];
+  return NULL;
+}
+
+bool lx_plugins_has_op(lx_daemon_t *d, const char *name) { return host_of_op(d, name) != NULL; }
+
+/* {ok: true} followed by the entries of the plugin's map. */
+static int pack_reply(const uint8_t *reply, size_t len, msgpack_sbuffer *out) {
+  msgpack_zone z;
+  msgpack_object o;
+  size_t off = 0;
+  msgpack_zone_init(&z, 4096);
+  int rc = msgpack_unpack((const char *)reply, len, &off, &z, &o) == MSGPACK_UNPACK_SUCCESS &&
+                   o.type == MSGPACK_OBJECT_MAP
+               ? 0
+               : -1;
+  if (rc == 0) {
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, o.via.map.size + 1);
+    lx_mp_pack_cstr(&pk, "ok");
+    msgpack_pack_true(&pk);
+    for (uint32_t i = 0; i < o.via.map.size; i++) {
+      msgpack_pack_object(&pk, o.via.map.ptr[i].key);
+      msgpack_pack_object(&pk, o.via.map.ptr[i].val);
+    }
+  }
+  msgpack_zone_destroy(&z);
+  return rc;
+}
+
+int lx_plugins_query(lx_daemon_t *d, const char *op, const uint8_t *req, size_t len,
+                     const char *jurisdiction, MDB_txn *txn, msgpack_sbuffer *out,
+                     lx_error_t *err) {
+  lx_host_t *h = host_of_op(d, op);
+  if (!h)
+    return lx_fail(err, LX_EBADREQ, "op: unknown operation");
+  lx_txn_t t = {.store = d->store, .txn = txn};
+  lx_query_t q = {.op = op, .req = req, .req_len = len, .jurisdiction = jurisdiction,
+                  .txn = &t, .now = (int64_t)lx_clock_now_ms()};
+  int rc = h->plugin->query(h->state, &q);
+  if (rc == 0 && (!q.reply || pack_reply(q.reply, q.reply_len, out))) {
+    lx_error(h->env.sub, "%s: the plugin's reply is not a MessagePack map", op);
+    rc = lx_fail(err, LX_EINTERNAL, "the %s plugin gave no answer", h->plugin->name);
+  } else if (rc) {
+    if (rc != LX_EDENIED && rc != LX_EBADREQ && rc != LX_ENOTFOUND)
+      rc = LX_EINTERNAL;
+    lx_fail(err, rc, "%s", q.error[0] ? q.error : "the request was refused");
+  }
+  free(q.reply);
+  return rc;
 }

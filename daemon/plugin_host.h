@@ -42,6 +42,17 @@ void lx_plugins_start(struct lx_daemon *d);
 /* True when a loaded plugin declared this event type. */
 bool lx_plugins_has_type(void *daemon, const char *name, size_t len);
 
+/* True when a loaded plugin answers the query op `name`. */
+bool lx_plugins_has_op(struct lx_daemon *d, const char *name);
+
+/* Answers one request of a plugin's op from read transaction txn: writes
+ * {ok: true, …the plugin's fields} to out and returns 0, or returns the
+ * plugin's (or the host's) error code with err filled. Rows are confined to
+ * jurisdiction ("" for everything). */
+int lx_plugins_query(struct lx_daemon *d, const char *op, const uint8_t *req, size_t len,
+                     const char *jurisdiction, MDB_txn *txn, msgpack_sbuffer *out,
+                     lx_error_t *err);
+
 /* After an appended event of this plugin failed to commit: try again soon. */
 void lx_plugins_retry_later(struct lx_daemon *d, const char *actor, size_t len);
 

@@ -5,6 +5,7 @@
  * and calendar. Nothing here touches the loop, a socket or a timer, which is
  * why the mock host of the unit tests can use it unchanged.
  */
+#include <msgpack.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -269,12 +270,60 @@ static int h_set_deadline(lx_txn_t *t, lx_slice_t id, int64_t deadline) {
   return rc ? -1 : 0;
 }
 
+/* --- records ------------------------------------------------------------------- */
+
+static lx_slice_t sl(lx_str_t s) { return (lx_slice_t){s.p, s.n}; }
+
+void lx_plugin_rec_init(lx_rec_t *r, uint64_t seq, uint64_t rat, const lx_event_t *ev,
+                        const uint8_t *bytes, size_t len) {
+  *r = (lx_rec_t){
+      .seq = seq, .rat = (int64_t)rat,
+      .type = ev->type == LX_EV_PLUGIN ? LX_REC_PLUGIN : ev->type,
+      .type_name = sl(ev->type_name), .unit = sl(ev->unit), .appeal = sl(ev->appeal),
+      .category = sl(ev->category), .urgent = ev->urgent, .outcome = ev->outcome,
+      .satisfied = ev->satisfied, .esc_kind = sl(ev->esc_kind), .esc_from = ev->esc_from,
+      .esc_to = ev->esc_to, .esc_deadline = ev->esc_deadline, .esc_next = ev->esc_next,
+      .ev = bytes, .ev_len = len,
+  };
+}
+
+typedef struct log_scan {
+  lx_rec_cb cb;
+  void *arg;
+  msgpack_zone zone;
+} log_scan_t;
+
+static int log_scan_one(void *arg, const lx_record_t *rec) {
+  log_scan_t *ls = arg;
+  lx_event_t ev;
+  lx_rec_t r;
+  msgpack_zone_clear(&ls->zone);
+  if (lx_event_parse_stored(rec->ev, rec->ev_len, &ls->zone, &ev))
+    return 0; /* it validated when stored; the audit reports a record that no longer parses */
+  lx_plugin_rec_init(&r, rec->seq, rec->rat, &ev, rec->ev, rec->ev_len);
+  return ls->cb(ls->arg, &r);
+}
+
+static int h_log_scan(lx_txn_t *t, int64_t since, int64_t until, lx_rec_cb cb, void *arg) {
+  if (!t || !t->txn || until <= since || until <= 0)
+    return 0;
+  uint64_t from = lx_store_seq_for_time(t->store, t->txn, since > 0 ? (uint64_t)since : 0, false);
+  uint64_t to = lx_store_seq_for_time(t->store, t->txn, (uint64_t)until - 1, true);
+  if (from == 0 || to < from)
+    return 0;
+  log_scan_t ls = {.cb = cb, .arg = arg};
+  msgpack_zone_init(&ls.zone, 4096);
+  int rc = lx_store_scan(t->store, t->txn, from, to, log_scan_one, &ls);
+  msgpack_zone_destroy(&ls.zone);
+  return rc;
+}
+
 /* The slots served here, each by the static h_<slot> above; read_begin is
  * exported instead, for a host that wraps it. One list in the manner of
  * libuv's UV_ERRNO_MAP, so a new slot is one word here. */
 #define TXN_SLOT_MAP(XX)                                                                        \
   XX(conf_str) XX(conf_items) XX(conf_error) XX(conf_item_error) XX(deadline) XX(next_workday_end) XX(tier_days) XX(unit_at_tier) XX(db_open)     \
-  XX(get) XX(put) XX(del) XX(scan) XX(read_end) XX(appeal) XX(set_deadline)
+  XX(get) XX(put) XX(del) XX(scan) XX(read_end) XX(appeal) XX(set_deadline) XX(log_scan)
 
 void lx_plugin_txn_fill(lx_host_api_t *api) {
 #define XX(slot) api->slot = h_##slot;

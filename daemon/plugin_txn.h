@@ -3,7 +3,8 @@
  * plugin_txn.h: what a plugin may do inside a transaction and with the
  * config and calendar: the slots of lx_host_api_t that need no loop, socket
  * or timer (conf_str, conf_items, conf_error, conf_item_error, deadline, next_workday_end, tier_days, unit_at_tier,
- * db_open, get, put, del, scan, read_begin, read_end, appeal, set_deadline).
+ * db_open, get, put, del, scan, read_begin, read_end, appeal, set_deadline,
+ * log_scan).
  *
  * The daemon's host (plugin_host.c) and the unit tests' mock host
  * (tests/unit/mock_host.c) both serve these slots from here, so a plugin
@@ -23,6 +24,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "lx_proto.h"
 #include "lx/plugin.h"
 #include "store.h"
 
@@ -73,6 +75,11 @@ void lx_plugin_txn_fill(lx_host_api_t *api);
  * Returns the host's read transaction, or NULL when it is already lent out
  * or LMDB refuses. Does not block. */
 lx_txn_t *lx_plugin_read_begin(lx_host_t *h);
+
+/* Fills r with the record at seq as plugins see it; its slices point into
+ * ev and bytes. */
+void lx_plugin_rec_init(lx_rec_t *r, uint64_t seq, uint64_t rat, const lx_event_t *ev,
+                        const uint8_t *bytes, size_t len);
 
 /* Lends txn, the batch's write transaction, to the plugins' apply of the
  * record at seq. */

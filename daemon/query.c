@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT
  *
  * query.c: the query socket (PROTOCOL.md "Query socket"): replay, appeal,
- * head, units, stats.
+ * head, units, stats, and the ops plugins answer (rank, quota, …).
  *
  * Each request is answered at once from its own LMDB read transaction, so
  * it sees one consistent snapshot and never waits for a writer. A replay
@@ -532,6 +532,27 @@ static bool role_may(const req_t *r, const char *op) {
   return strcmp(op, "units") == 0 || strcmp(op, "appeal") == 0;
 }
 
+/* An op a plugin declared (lx/plugin.h `ops`), answered by the plugin from
+ * a read transaction of the host's. Field keys may not read assessments. */
+static int plugin_op(req_t *r, const msgpack_object *op, const uint8_t *buf, size_t len) {
+  char name[33];
+  if (op->type != MSGPACK_OBJECT_STR || op->via.str.size >= sizeof name)
+    return lx_fail(&r->err, LX_EBADREQ, "op: unknown operation");
+  memcpy(name, op->via.str.ptr, op->via.str.size);
+  name[op->via.str.size] = 0;
+  if (!lx_plugins_has_op(r->d, name))
+    return lx_fail(&r->err, LX_EBADREQ, "op: unknown operation");
+  if (r->client && r->client->role == LX_ROLE_FIELD)
+    return lx_fail(&r->err, LX_EDENIED, "op: key \"%s\" (role %s) may not use \"%s\"",
+                   r->client->name, lx_role_name(r->client->role), name);
+  if (lx_store_read_begin(r->d->store, &r->txn))
+    return lx_fail(&r->err, LX_EINTERNAL, "cannot read the store");
+  int rc = lx_plugins_query(r->d, name, buf, len, confined(r) ? r->client->jur : "", r->txn,
+                            r->out, &r->err);
+  lx_store_read_end(r->d->store, r->txn);
+  return rc;
+}
+
 static int dispatch(req_t *r, const uint8_t *buf, size_t len) {
   msgpack_object root;
   size_t off = 0;
@@ -561,7 +582,7 @@ static int dispatch(req_t *r, const uint8_t *buf, size_t len) {
     lx_store_read_end(r->d->store, r->txn);
     return rc;
   }
-  return lx_fail(&r->err, LX_EBADREQ, "op: unknown operation");
+  return plugin_op(r, op, buf, len);
 }
 
 static void pack_error(msgpack_packer *pk, const lx_error_t *e) {

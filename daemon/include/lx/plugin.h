@@ -22,6 +22,9 @@
  *   on_timer(state, now)      when the armed time has come, and once at
  *                             start (so a plugin can catch up and re-arm).
  *   close(state)              at shutdown, in reverse order of init.
+ *   query(state, q)           for a request on the query socket whose op is
+ *                             one of the plugin's `ops`, from a read
+ *                             transaction of its own (see lx_query_t).
  *
  * Events a plugin appends go through the same validation and group commit
  * as client events, and are themselves offered to every plugin's apply and
@@ -98,6 +101,31 @@ typedef struct lx_conf_item {
   const char *value; /* the value as written, NUL-terminated */
   int line;          /* its line in the config file */
 } lx_conf_item_t;
+
+/* log_scan's callback: non-zero stops the scan (and is returned). */
+typedef int (*lx_rec_cb)(void *arg, const lx_rec_t *rec);
+
+/* Wire error codes a plugin's query may answer (PROTOCOL.md). */
+enum { LX_QE_DENIED = -9, LX_QE_BADREQ = -12, LX_QE_NOTFOUND = -13 };
+
+/* One request to a plugin's query op. The host has checked that it is one
+ * MessagePack map (at most 64 KiB, nesting at most 4) whose `op` is one of
+ * the plugin's, and that the asker's role may read assessments (a field key
+ * gets E_DENIED before the plugin is called). */
+typedef struct lx_query {
+  const char *op;           /* one of the plugin's ops */
+  const uint8_t *req;       /* the request map as received */
+  size_t req_len;
+  const char *jurisdiction; /* a unit path prefix the answer must stay within; "" for all */
+  lx_txn_t *txn;            /* a read transaction for the whole answer */
+  int64_t now;              /* the daemon's clock */
+  /* The answer: on success the plugin sets reply to a MessagePack map of the
+   * reply's fields besides `ok` (malloc'd; the host frees it) and returns 0;
+   * on failure it returns an LX_QE_* code with `error` naming the key. */
+  uint8_t *reply;
+  size_t reply_len;
+  char error[256];
+} lx_query_t;
 
 typedef int (*lx_scan_cb)(void *arg, const void *key, size_t klen, const void *val, size_t vlen);
 
@@ -177,6 +205,11 @@ typedef struct lx_host_api {
   /* Arms the instance's one timer for `at` (ms, daemon clock); re-arming
    * replaces the previous time. */
   int (*arm)(lx_host_t *h, int64_t at);
+
+  /* The log itself, for plugins that recompute what they publish (query):
+   * calls cb for each record with since <= rat < until, in log order, until
+   * cb returns non-zero (returned) or the range ends (0). Any transaction. */
+  int (*log_scan)(lx_txn_t *t, int64_t since, int64_t until, lx_rec_cb cb, void *arg);
 } lx_host_api_t;
 
 typedef struct lx_plugin {
@@ -191,6 +224,11 @@ typedef struct lx_plugin {
   void (*react)(void *state, const lx_rec_t *rec);
   void (*on_timer)(void *state, int64_t now);
   void (*close)(void *state);
+  /* Query ops this plugin answers on the query socket (NULL-ended; NULL for
+   * none), and the function that answers them. An op may not be one of the
+   * daemon's own (replay, appeal, head, units, stats). */
+  const char *const *ops;
+  int (*query)(void *state, lx_query_t *q);
 } lx_plugin_t;
 
 #define LX_PLUGIN_ENTRY_SYMBOL "lx_plugin_entry"
