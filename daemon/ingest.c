@@ -211,6 +211,7 @@ static void react_batch(lx_ingest_t *in, uint64_t rat) {
       lx_plugins_react(in->d, p->seq, rat, &p->ev,
                        (const uint8_t *)in->norm.data + p->norm_off, p->norm_len);
   }
+  lx_alerts_sent(in->d);
 }
 
 static void clear_batch(lx_ingest_t *in) {
@@ -426,16 +427,29 @@ static void take_queue(lx_ingest_t *in, uint64_t rat) {
   in->nq -= k;
 }
 
-void lx_ingest_flush_queue(lx_daemon_t *d) {
+/* Commits what plugins queued. With `clients`, the first batch also takes
+ * the requests waiting on the ingest socket, after the queued events (which
+ * were decided first): a plugin's slice of a catch-up and the clients
+ * waiting meanwhile share one commit, and those clients wait for one flush,
+ * not two. */
+static void flush_queue(lx_daemon_t *d, bool clients) {
   lx_ingest_t *in = d->ingest;
   for (int round = 0; in && in->nq && round < QUEUE_ROUNDS; round++) {
     uint64_t rat = lx_store_next_rat(d->store, lx_clock_now_ms());
     take_queue(in, rat);
+    if (clients && round == 0)
+      read_batch(in);
     finish_batch(in, rat);
   }
   if (in && in->nq) /* a plugin keeps appending: yield to the sockets, go on next turn */
     lx_zsock_kick(&d->ingest_z);
+  else if (in && clients)
+    lx_zsock_rearm(&d->ingest_z); /* the reads above may have taken the socket's wake-up */
 }
+
+void lx_ingest_flush_queue(lx_daemon_t *d) { flush_queue(d, false); }
+
+void lx_ingest_flush_timer(lx_daemon_t *d) { flush_queue(d, true); }
 
 int lx_ingest_start(lx_daemon_t *d) {
   lx_ingest_t *in = calloc(1, sizeof *in);

@@ -124,7 +124,8 @@ static int h_publish(lx_host_t *h, const lx_rec_t *rec, const char *kind, lx_sli
 static void fire(lx_host_t *h) {
   if (h->plugin->on_timer)
     h->plugin->on_timer(h->state, (int64_t)lx_clock_now_ms());
-  lx_ingest_flush_queue(h->d);
+  lx_alerts_sent(h->d);
+  lx_ingest_flush_timer(h->d);
 }
 
 static void on_timer(uv_timer_t *t) { fire(t->data); }
@@ -330,6 +331,7 @@ void lx_plugins_start(lx_daemon_t *d) {
   for (size_t i = 0; i < d->n_hosts; i++)
     if (d->hosts[i]->plugin->on_timer)
       d->hosts[i]->plugin->on_timer(d->hosts[i]->state, now);
+  lx_alerts_sent(d);
   lx_ingest_flush_queue(d);
 }
 
