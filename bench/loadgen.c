@@ -12,6 +12,10 @@
  *   pipe  N clients, each with W events in flight: the throughput the daemon
  *         reaches when it can batch commits.
  *
+ * The events are `visit`s, or with --type appeal new `appeal`s (category
+ * jobs, each its own appeal id): how bench/catchup lays down a backlog of
+ * open appeals.
+ *
  * Every ack must be ok:true and name the id that was due (acks come back in
  * order per peer); anything else is counted, and the exit status is 0 only
  * when no ack was rejected or missing. Plain C11, pthreads, libzmq and
@@ -40,6 +44,7 @@ typedef struct lg_conf {
   const char *ingest;
   const char *unit;
   int mode;
+  bool appeals;   /* --type appeal: new appeals instead of visits */
   int clients;
   int window;
   long events;
@@ -112,7 +117,7 @@ static void make_event(msgpack_sbuffer *sb, const lg_conf_t *conf, int client, l
   pack_cstr(&pk, "id");
   pack_cstr(&pk, id);
   pack_cstr(&pk, "type");
-  pack_cstr(&pk, "visit");
+  pack_cstr(&pk, conf->appeals ? "appeal" : "visit");
   pack_cstr(&pk, "at");
   msgpack_pack_uint64(&pk, (uint64_t)wall_ms());
   pack_cstr(&pk, "unit");
@@ -120,12 +125,21 @@ static void make_event(msgpack_sbuffer *sb, const lg_conf_t *conf, int client, l
   pack_cstr(&pk, "actor");
   pack_cstr(&pk, "loadgen");
   pack_cstr(&pk, "body");
-  msgpack_pack_map(&pk, 3);
+  msgpack_pack_map(&pk, conf->appeals ? 4 : 3);
+  if (conf->appeals) {
+    char appeal[68];
+    snprintf(appeal, sizeof appeal, "ap-%s", id);
+    pack_cstr(&pk, "appeal");
+    pack_cstr(&pk, appeal);
+    pack_cstr(&pk, "category");
+    pack_cstr(&pk, "jobs");
+  } else {
+    pack_cstr(&pk, "mode");
+    pack_cstr(&pk, "periodic");
+  }
   pack_cstr(&pk, "household");
   pack_cstr(&pk, household);
-  pack_cstr(&pk, "mode");
-  pack_cstr(&pk, "periodic");
-  pack_cstr(&pk, "note");
+  pack_cstr(&pk, conf->appeals ? "summary" : "note");
   pack_str(&pk, note, (size_t)conf->note_len);
 }
 
@@ -394,6 +408,7 @@ static const char usage[] =
   "  --events TOTAL   events in all (default 200000)\n"
   "  --size BYTES     msgpack size of each event, padded with a note (default 300)\n"
   "  --unit PATH      community the events happen at (default qd.hx.dy)\n"
+  "  --type T         visit (default), or appeal: each event a new open appeal\n"
   "  --timeout MS     an ack later than this counts as missing (default 10000)\n"
   "  --key FILE       CURVE: this client's NAME.key (lianxin keygen), with\n"
   "  --server-key FILE  the daemon's NAME.pub: measures ingest with CURVE on\n"
@@ -436,7 +451,7 @@ static int parse_args(lg_conf_t *conf, int argc, char **argv)
     {"clients", required_argument, NULL, 'c'}, {"window", required_argument, NULL, 'w'},
     {"events", required_argument, NULL, 'n'}, {"size", required_argument, NULL, 's'},
     {"unit", required_argument, NULL, 'u'}, {"timeout", required_argument, NULL, 't'},
-    {"key", required_argument, NULL, 'k'}, {"server-key", required_argument, NULL, 'K'},
+    {"type", required_argument, NULL, 'T'}, {"key", required_argument, NULL, 'k'}, {"server-key", required_argument, NULL, 'K'},
     {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
   };
   long v = 0;
@@ -446,6 +461,10 @@ static int parse_args(lg_conf_t *conf, int argc, char **argv)
     switch (o) {
     case 'i': conf->ingest = optarg; break;
     case 'u': conf->unit = optarg; break;
+    case 'T':
+      ok = strcmp(optarg, "visit") == 0 || strcmp(optarg, "appeal") == 0;
+      conf->appeals = strcmp(optarg, "appeal") == 0;
+      break;
     case 'm':
       ok = strcmp(optarg, "sync") == 0 || strcmp(optarg, "pipe") == 0;
       conf->mode = strcmp(optarg, "sync") == 0 ? LG_SYNC : LG_PIPE;

@@ -37,6 +37,7 @@ typedef struct lx_daemon {
   void *zctx;
   void *ingest_sock, *alerts_sock, *query_sock;
   lx_zsock_t ingest_z, alerts_z, query_z;
+  bool alerts_sent;      /* alerts.c: sent since the socket's input was last checked */
   msgpack_sbuffer query_out; /* query.c: the reply being built */
   msgpack_zone query_zone;
   bool query_ready;
@@ -69,6 +70,9 @@ int lx_ingest_queue(lx_daemon_t *d, const char *actor, const char *type, lx_str_
                     const uint8_t *body, size_t body_len);
 /* Commits what is queued (and what that makes plugins queue in turn). */
 void lx_ingest_flush_queue(lx_daemon_t *d);
+/* The same after a plugin's on_timer, taking the clients' requests waiting
+ * on the ingest socket into the same commit. */
+void lx_ingest_flush_timer(lx_daemon_t *d);
 
 /* alerts.c: the alerts socket. publish sends topic "unit." and the map
  * {seq, kind, unit, at} plus the entries of `extra` (a MessagePack map or
@@ -77,6 +81,10 @@ int lx_alerts_start(lx_daemon_t *d);
 void lx_alerts_stop(lx_daemon_t *d);
 int lx_alerts_publish(lx_daemon_t *d, uint64_t seq, uint64_t at, const char *kind, lx_str_t unit,
                       const uint8_t *extra, size_t extra_len);
+/* After a run of publishes (a batch's reactions, a plugin's on_timer):
+ * checks once whether subscriptions wait to be read (a send may have taken
+ * the socket's edge-triggered wake-up). */
+void lx_alerts_sent(lx_daemon_t *d);
 
 /* query.c: the query socket's handler. lx_query_answer decodes one request
  * frame (buf NULL: the frames had the wrong shape) from client (NULL

@@ -17,6 +17,7 @@
  * answered E_FULL and nothing of it is stored.
  */
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,6 +64,8 @@ struct lx_ingest {
   msgpack_sbuffer reply;
   msgpack_sbuffer scratch; /* an event being rewritten (with `by`) */
   lx_schema_ctx_t schema;
+  char id_prefix[20];      /* "lx-" and 16 random hex digits, made at start */
+  uint64_t id_next;        /* the counter after it */
 };
 
 /* --- one event inside the transaction ---------------------------------- */
@@ -208,6 +211,7 @@ static void react_batch(lx_ingest_t *in, uint64_t rat) {
       lx_plugins_react(in->d, p->seq, rat, &p->ev,
                        (const uint8_t *)in->norm.data + p->norm_off, p->norm_len);
   }
+  lx_alerts_sent(in->d);
 }
 
 static void clear_batch(lx_ingest_t *in) {
@@ -373,13 +377,13 @@ int lx_ingest_queue(lx_daemon_t *d, const char *actor, const char *type, lx_str_
 }
 
 /* Encodes a queued event as a client would send it, with `at` = its
- * receive time, into p->frame. */
+ * receive time, into p->frame. Its id is the run's random prefix and a
+ * counter: unique, and ascending within a run, so a catch-up's thousands of
+ * ids land on the same few leaves of the id index instead of a random leaf
+ * each (which made every slice's commit write a page per record). */
 static int encode_queued(lx_ingest_t *in, const queued_t *q, uint64_t rat, pending_t *p) {
   char id[40];
-  uint8_t rnd[16];
-  randombytes_buf(rnd, sizeof rnd);
-  strcpy(id, "lx-");
-  sodium_bin2hex(id + 3, sizeof id - 3, rnd, sizeof rnd);
+  snprintf(id, sizeof id, "%s%016llx", in->id_prefix, (unsigned long long)in->id_next++);
   msgpack_sbuffer sb;
   msgpack_packer pk;
   msgpack_sbuffer_init(&sb);
@@ -423,16 +427,29 @@ static void take_queue(lx_ingest_t *in, uint64_t rat) {
   in->nq -= k;
 }
 
-void lx_ingest_flush_queue(lx_daemon_t *d) {
+/* Commits what plugins queued. With `clients`, the first batch also takes
+ * the requests waiting on the ingest socket, after the queued events (which
+ * were decided first): a plugin's slice of a catch-up and the clients
+ * waiting meanwhile share one commit, and those clients wait for one flush,
+ * not two. */
+static void flush_queue(lx_daemon_t *d, bool clients) {
   lx_ingest_t *in = d->ingest;
   for (int round = 0; in && in->nq && round < QUEUE_ROUNDS; round++) {
     uint64_t rat = lx_store_next_rat(d->store, lx_clock_now_ms());
     take_queue(in, rat);
+    if (clients && round == 0)
+      read_batch(in);
     finish_batch(in, rat);
   }
   if (in && in->nq) /* a plugin keeps appending: yield to the sockets, go on next turn */
     lx_zsock_kick(&d->ingest_z);
+  else if (in && clients)
+    lx_zsock_rearm(&d->ingest_z); /* the reads above may have taken the socket's wake-up */
 }
+
+void lx_ingest_flush_queue(lx_daemon_t *d) { flush_queue(d, false); }
+
+void lx_ingest_flush_timer(lx_daemon_t *d) { flush_queue(d, true); }
 
 int lx_ingest_start(lx_daemon_t *d) {
   lx_ingest_t *in = calloc(1, sizeof *in);
@@ -441,6 +458,10 @@ int lx_ingest_start(lx_daemon_t *d) {
     return -1;
   }
   in->d = d;
+  uint8_t rnd[8];
+  randombytes_buf(rnd, sizeof rnd);
+  strcpy(in->id_prefix, "lx-");
+  sodium_bin2hex(in->id_prefix + 3, sizeof in->id_prefix - 3, rnd, sizeof rnd);
   msgpack_zone_init(&in->zone, 64 * 1024);
   msgpack_sbuffer_init(&in->norm);
   msgpack_sbuffer_init(&in->reply);

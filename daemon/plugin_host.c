@@ -10,6 +10,13 @@
  * with the batch that made it; those host functions live in plugin_txn.c,
  * which the unit tests' mock host shares. Appends go to the ingest queue and
  * so through the same validation and group commit as client events.
+ *
+ * A plugin that arms for a time already come (a catch-up that goes on in
+ * slices) runs again on the next loop turn, after the sockets have been
+ * polled: from a uv_idle_t, not a zero-delay timer, because libuv before
+ * 1.48 runs a timer restarted with delay 0 from its own callback again in
+ * the same pass (libuv#4245), which would starve every client until the
+ * whole catch-up was done.
  */
 #include <limits.h>
 #include <stdarg.h>
@@ -36,7 +43,9 @@ struct lx_host {
   void *state;
   uv_lib_t lib;
   bool lib_open, inited, timer_open;
-  uv_timer_t timer;
+  uv_timer_t timer;     /* armed for a time to come */
+  uv_idle_t due;        /* armed for a time already come: the next loop turn */
+  int open_handles;     /* timer and due, until both are closed */
   bool *used;           /* which config keys the plugin read (env.used; owned here) */
   lx_host_api_t api;    /* what init is given: plugin_txn.c's slots and the ones below */
   char **errors;        /* where conf_error writes while loading */
@@ -98,18 +107,32 @@ static int h_publish(lx_host_t *h, const lx_rec_t *rec, const char *kind, lx_sli
                            extra_len);
 }
 
-static void on_timer(uv_timer_t *t) {
-  lx_host_t *h = t->data;
+/* Runs on_timer and commits what it appended before anything else runs,
+ * so the plugin's next on_timer sees its decisions stored (or refused). */
+static void fire(lx_host_t *h) {
   if (h->plugin->on_timer)
     h->plugin->on_timer(h->state, (int64_t)lx_clock_now_ms());
-  lx_ingest_flush_queue(h->d);
+  lx_alerts_sent(h->d);
+  lx_ingest_flush_timer(h->d);
+}
+
+static void on_timer(uv_timer_t *t) { fire(t->data); }
+
+static void on_due(uv_idle_t *i) {
+  uv_idle_stop(i);
+  fire(i->data);
 }
 
 static int h_arm(lx_host_t *h, int64_t at) {
   if (!h->timer_open)
     return -1;
   int64_t now = (int64_t)lx_clock_now_ms();
-  uint64_t delay = at > now ? lx_clock_real_delay_ms((uint64_t)(at - now)) : 0;
+  if (at <= now) {
+    uv_timer_stop(&h->timer);
+    return uv_idle_start(&h->due, on_due) ? -1 : 0;
+  }
+  uv_idle_stop(&h->due);
+  uint64_t delay = lx_clock_real_delay_ms((uint64_t)(at - now));
   return uv_timer_start(&h->timer, on_timer, delay, 0) ? -1 : 0;
 }
 
@@ -177,7 +200,8 @@ static int init_one(lx_host_t *h, char **errors) {
                      h->conf->n_kv, h->used, h_report);
   api_init(&h->api);
   uv_timer_init(h->d->loop, &h->timer);
-  h->timer.data = h;
+  uv_idle_init(h->d->loop, &h->due);
+  h->timer.data = h->due.data = h;
   h->timer_open = true;
   int rc = h->plugin->init ? h->plugin->init(&h->api, h, &h->state) : 0;
   /* A plugin that reported a bad value still read its keys: name the
@@ -225,6 +249,8 @@ fail:
 
 static void on_timer_closed(uv_handle_t *t) {
   lx_host_t *h = t->data;
+  if (--h->open_handles > 0)
+    return;
   if (h->lib_open)
     uv_dlclose(&h->lib);
   free(h->used);
@@ -239,7 +265,9 @@ void lx_plugins_close(lx_daemon_t *d) {
     if (h->inited && h->plugin->close)
       h->plugin->close(h->state);
     if (h->timer_open) {
-      uv_close((uv_handle_t *)&h->timer, on_timer_closed); /* frees h when done */
+      h->open_handles = 2; /* the last of the two close callbacks frees h */
+      uv_close((uv_handle_t *)&h->timer, on_timer_closed);
+      uv_close((uv_handle_t *)&h->due, on_timer_closed);
     } else {
       if (h->lib_open)
         uv_dlclose(&h->lib);
@@ -284,6 +312,7 @@ void lx_plugins_start(lx_daemon_t *d) {
   for (size_t i = 0; i < d->n_hosts; i++)
     if (d->hosts[i]->plugin->on_timer)
       d->hosts[i]->plugin->on_timer(d->hosts[i]->state, now);
+  lx_alerts_sent(d);
   lx_ingest_flush_queue(d);
 }
 

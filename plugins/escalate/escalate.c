@@ -14,6 +14,23 @@
  * `warning`, `unanswered`); apply moves the index when those records are
  * stored, in the same transaction, so nothing is decided twice; react
  * publishes each alert after its record is committed.
+ *
+ * Catch-up in slices. When many deadlines are due at once (a restart after
+ * downtime, or a burst opened together), one on_timer looks at no more than
+ * SLICE_KEYS keys and appends no more than SLICE_ACTIONS records (one group
+ * commit), then arms for `now`: the host runs the next slice on the next
+ * loop turn, after the sockets, so clients are served between slices. The
+ * sweep resumes where the last one stopped (`resume`, in memory), so each
+ * key is looked at about once however long the backlog: keys it passes
+ * without acting (a warning whose deadline has already gone, which waits
+ * for that deadline's escalation to remove it) are not looked at again.
+ * That is sound because a key passed over can only become due again through
+ * apply putting it anew, and apply notes the earliest time it puts (`low`),
+ * where the next sweep starts instead; and a key acted on is removed by the
+ * apply of the record it caused, so one still present at the next sweep
+ * belongs to a record the daemon refused (E_FULL): the sweep goes back to
+ * it. The host commits what on_timer appends before it runs on_timer again
+ * (lx_ingest_flush_queue right after the call), so nothing is in flight.
  */
 #include <msgpack.h>
 #include <stdbool.h>
@@ -25,8 +42,12 @@
 #define K_DEADLINE 'D'
 #define K_WARNING 'W'
 #define K_RESPONSE 'R'
-#define ACTIONS_MAX 1024  /* appended per on_timer; the rest follow at once */
+#define SLICE_ACTIONS 1024 /* records appended per on_timer: one group commit */
+#define SLICE_KEYS 4096    /* index keys looked at per on_timer */
+#define ID_MAX 64          /* longer appeal ids get no clocks */
+#define KEY_MAX (9 + ID_MAX)
 #define HOUR_MS 3600000LL
+#define NEVER INT64_MAX
 
 typedef struct esc_state {
   int64_t deadline;    /* the deadline of the tier that holds the appeal, -1 when stopped */
@@ -37,12 +58,26 @@ typedef struct esc_state {
   int32_t overdue;     /* past the county's deadline: reminders from now on */
 } esc_state_t;
 
+/* A key of the index, or a place in it (one more byte: just after a key). */
+typedef struct esc_key {
+  uint8_t b[KEY_MAX + 1];
+  size_t n;
+} esc_key_t;
+
 typedef struct esc {
   const lx_host_api_t *api;
   lx_host_t *host;
   lx_db_t due, state;
   double warn_share;
   int response_days, urgent_response_hours, reminder_days;
+  /* The sweep's memory (see the top of the file); lost with the process,
+   * which then starts from the first key. */
+  esc_key_t resume;     /* the first key the next sweep has not looked at */
+  int64_t low;          /* earliest time apply put a key at since the last sweep */
+  int64_t armed;        /* what the timer is armed for, NEVER if nothing */
+  int64_t last_now;     /* the last sweep's now: a clock set back starts over */
+  esc_key_t *acted;     /* the keys the last sweep acted on, in key order */
+  size_t n_acted;
 } esc_t;
 
 static const char *const esc_types[] = {"warning", "unanswered", NULL};
@@ -100,7 +135,11 @@ static int esc_init(const lx_host_api_t *api, lx_host_t *host, void **state) {
   bad |= conf_int(e, "response_days", 1, 1, 60, &e->response_days);
   bad |= conf_int(e, "urgent_response_hours", 2, 1, 240, &e->urgent_response_hours);
   bad |= conf_int(e, "reminder_days", 1, 1, 60, &e->reminder_days);
-  if (bad || api->db_open(host, "due", &e->due) || api->db_open(host, "state", &e->state)) {
+  e->acted = calloc(SLICE_ACTIONS, sizeof *e->acted);
+  e->low = e->armed = NEVER;
+  if (bad || !e->acted || api->db_open(host, "due", &e->due) ||
+      api->db_open(host, "state", &e->state)) {
+    free(e->acted);
     free(e);
     return -1;
   }
@@ -108,7 +147,11 @@ static int esc_init(const lx_host_api_t *api, lx_host_t *host, void **state) {
   return 0;
 }
 
-static void esc_close(void *state) { free(state); }
+static void esc_close(void *state) {
+  esc_t *e = state;
+  free(e->acted);
+  free(e);
+}
 
 /* --- the index ------------------------------------------------------------- */
 
@@ -121,15 +164,33 @@ static size_t due_key(uint8_t *k, int64_t at, char kind, lx_slice_t appeal) {
   return 9 + appeal.n;
 }
 
+static int64_t key_time(const uint8_t *k) {
+  int64_t at = 0;
+  for (int i = 0; i < 8; i++)
+    at = (at << 8) | k[i];
+  return at;
+}
+
+/* LMDB's default order: bytes, then the shorter first. */
+static int key_cmp(const esc_key_t *a, const esc_key_t *b) {
+  int c = memcmp(a->b, b->b, a->n < b->n ? a->n : b->n);
+  return c ? c : (a->n > b->n) - (a->n < b->n);
+}
+
+/* Puts a key and notes its time, so the next sweep does not start past it
+ * (an aborted batch leaves `low` too early, which costs only a look). */
 static void due_put(esc_t *e, lx_txn_t *t, int64_t at, char kind, lx_slice_t appeal) {
-  uint8_t k[9 + 64];
-  if (at >= 0 && appeal.n <= 64)
-    e->api->put(t, e->due, k, due_key(k, at, kind, appeal), "", 0);
+  uint8_t k[KEY_MAX];
+  if (at < 0 || appeal.n > ID_MAX)
+    return;
+  e->api->put(t, e->due, k, due_key(k, at, kind, appeal), "", 0);
+  if (at < e->low)
+    e->low = at;
 }
 
 static void due_del(esc_t *e, lx_txn_t *t, int64_t at, char kind, lx_slice_t appeal) {
-  uint8_t k[9 + 64];
-  if (at >= 0 && appeal.n <= 64)
+  uint8_t k[KEY_MAX];
+  if (at >= 0 && appeal.n <= ID_MAX)
     e->api->del(t, e->due, k, due_key(k, at, kind, appeal));
 }
 
@@ -258,8 +319,10 @@ typedef struct sweep {
   esc_t *e;
   lx_txn_t *t;
   int64_t now;
-  int64_t next;   /* the first key after now, -1 if none */
-  int actions;
+  int64_t next;   /* when to come back: the first key after now, now if more are due, -1 */
+  int actions, keys;
+  bool stopped;   /* at a key not looked at, which is then `resume` */
+  esc_key_t last; /* the last key looked at */
   msgpack_sbuffer body;
 } sweep_t;
 
@@ -279,10 +342,14 @@ static void pack_kv_int(msgpack_packer *pk, const char *k, int64_t v) {
     msgpack_pack_int64(pk, v);
 }
 
+/* Appends the decision about the key just looked at, and remembers that
+ * key: its record's apply removes it, so if it is still there at the next
+ * sweep, the record was refused. */
 static void append(sweep_t *s, const char *type, const lx_appeal_view_t *a) {
   lx_slice_t unit = {a->unit, strlen(a->unit)};
   s->e->api->append(s->e->host, type, unit, (const uint8_t *)s->body.data, s->body.size);
   msgpack_sbuffer_clear(&s->body);
+  s->e->acted[s->e->n_acted++] = s->last;
   s->actions++;
 }
 
@@ -334,73 +401,106 @@ static void decide_other(sweep_t *s, char kind, lx_slice_t id, const lx_appeal_v
 
 /* One key of the index: act if it is due and still current. A key that no
  * longer matches the appeal's state is left alone (apply removes keys as
- * clocks stop, so this is only a guard). */
-static int sweep_one(void *arg, const void *key, size_t klen, const void *val, size_t vlen) {
-  sweep_t *s = arg;
-  const uint8_t *k = key;
-  if (klen < 10)
-    return 0;
-  int64_t due = 0;
-  for (int i = 0; i < 8; i++)
-    due = (due << 8) | k[i];
-  if (due > s->now) {
-    s->next = due;
-    return 1;
-  }
-  if (s->actions >= ACTIONS_MAX) {
-    s->next = s->now; /* more are due: come back right after this batch */
-    return 1;
-  }
+ * clocks stop, so this is only a guard); so is a warning whose deadline has
+ * passed too, which that deadline's escalation removes. */
+static void sweep_key(sweep_t *s, const uint8_t *k, size_t klen, int64_t due) {
   lx_slice_t id = {(const char *)k + 9, klen - 9};
   lx_appeal_view_t a;
   esc_state_t st;
-  if (s->e->api->appeal(s->t, id, &a) != 0 || !load(s->e, s->t, id, &st) || a.status != LX_OPEN)
-    return 0;
-  if (k[8] == K_DEADLINE && st.due == due)
+  bool current;
+  if (!load(s->e, s->t, id, &st))
+    return;
+  if (k[8] == K_DEADLINE)
+    current = st.due == due;
+  else if (k[8] == K_WARNING)
+    current = st.warn_at == due && st.deadline > s->now;
+  else
+    current = k[8] == K_RESPONSE && st.respond_by == due;
+  if (!current || s->e->api->appeal(s->t, id, &a) != 0 || a.status != LX_OPEN)
+    return;
+  if (k[8] == K_DEADLINE)
     decide_deadline(s, id, &a, &st, due);
-  else if (k[8] == K_WARNING && st.warn_at == due && st.deadline > s->now)
+  else if (k[8] == K_WARNING)
     decide_other(s, K_WARNING, id, &a, &st, due);
-  else if (k[8] == K_RESPONSE && st.respond_by == due && a.first_response < 0)
+  else if (a.first_response < 0)
     decide_other(s, K_RESPONSE, id, &a, &st, due);
+}
+
+static int sweep_one(void *arg, const void *key, size_t klen, const void *val, size_t vlen) {
+  sweep_t *s = arg;
+  const uint8_t *k = key;
+  if (klen > KEY_MAX)
+    return 0; /* never put (due_put refuses long ids) */
+  int64_t due = key_time(k);
+  bool full = s->actions >= SLICE_ACTIONS || s->keys >= SLICE_KEYS;
+  if (due > s->now || full) {
+    s->next = due > s->now ? due : s->now; /* full: the rest on the next loop turn */
+    s->stopped = true;
+    memcpy(s->e->resume.b, k, klen);
+    s->e->resume.n = klen;
+    return 1;
+  }
+  s->keys++;
+  memcpy(s->last.b, k, klen);
+  s->last.n = klen;
+  if (klen >= 10)
+    sweep_key(s, k, klen, due);
   return 0;
+}
+
+/* Where this sweep starts: where the last one stopped, or earlier if apply
+ * put a key before that, or at a key acted on whose record never came. */
+static void sweep_start(esc_t *e, lx_txn_t *t, int64_t now) {
+  if (now < e->last_now)
+    e->resume.n = 0; /* the clock went back: what was passed may be due again */
+  e->last_now = now;
+  if (e->low != NEVER && e->resume.n && e->low <= key_time(e->resume.b)) {
+    due_key(e->resume.b, e->low, 0, (lx_slice_t){"", 0});
+    e->resume.n = 8;
+  }
+  e->low = NEVER;
+  for (size_t i = 0; i < e->n_acted; i++) {
+    const void *v;
+    size_t n;
+    const esc_key_t *k = &e->acted[i];
+    if (e->api->get(t, e->due, k->b, k->n, &v, &n) == 0) {
+      if (key_cmp(k, &e->resume) < 0 && e->resume.n)
+        e->resume = *k;
+      e->api->log(e->host, LX_PLOG_INFO, "a decision was not stored; deciding again");
+      break; /* acted keys are in key order: the first present is the earliest */
+    }
+  }
+  e->n_acted = 0;
+}
+
+static void arm(esc_t *e, int64_t at) {
+  e->armed = at;
+  if (at != NEVER)
+    e->api->arm(e->host, at);
 }
 
 static void esc_on_timer(void *state, int64_t now) {
   esc_t *e = state;
   sweep_t s = {.e = e, .now = now, .next = -1};
-  if (!(s.t = e->api->read_begin(e->host)))
+  if (!(s.t = e->api->read_begin(e->host))) {
+    arm(e, now + 1000);
     return;
+  }
+  sweep_start(e, s.t, now);
   msgpack_sbuffer_init(&s.body);
-  e->api->scan(s.t, e->due, NULL, 0, sweep_one, &s);
+  e->api->scan(s.t, e->due, e->resume.b, e->resume.n, sweep_one, &s);
   e->api->read_end(s.t);
   msgpack_sbuffer_destroy(&s.body);
+  if (!s.stopped && s.keys) { /* the index ended: resume just after its last key */
+    e->resume = s.last;
+    e->resume.b[e->resume.n++] = 0;
+  }
   if (s.actions)
     e->api->log(e->host, LX_PLOG_DEBUG, "%d decision(s) at %lld", s.actions, (long long)now);
-  if (s.next >= 0)
-    e->api->arm(e->host, s.next);
+  arm(e, s.next >= 0 ? s.next : NEVER);
 }
 
-/* --- react: tell, and keep the timer on the first key ------------------------- */
-
-static int first_key(void *arg, const void *key, size_t klen, const void *val, size_t vlen) {
-  const uint8_t *k = key;
-  int64_t *at = arg;
-  *at = 0;
-  for (int i = 0; i < 8 && klen >= 8; i++)
-    *at = (*at << 8) | k[i];
-  return 1;
-}
-
-static void rearm(esc_t *e) {
-  int64_t at = -1;
-  lx_txn_t *t = e->api->read_begin(e->host);
-  if (!t)
-    return;
-  e->api->scan(t, e->due, NULL, 0, first_key, &at);
-  e->api->read_end(t);
-  if (at >= 0)
-    e->api->arm(e->host, at);
-}
+/* --- react: tell, and keep the timer on the earliest key ---------------------- */
 
 /* The alert carries the record's body fields (appeal, from, to, deadline,
  * next, or tier and due) plus `tier`, the tier that must act now. */
@@ -454,7 +554,10 @@ static void esc_react(void *state, const lx_rec_t *r) {
       if (slice_is(r->type_name, esc_types[i]))
         publish(e, r, esc_types[i]);
   }
-  rearm(e);
+  /* A key put before the time armed for (a new appeal's clocks) moves the
+   * timer; keys removed only make it fire early and find nothing. */
+  if (e->low < e->armed)
+    arm(e, e->low);
 }
 
 const lx_plugin_t lx_plugin_entry = {

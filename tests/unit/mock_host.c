@@ -332,10 +332,11 @@ static void free_items(item_t *items, size_t n) {
 /* lx_ingest_flush_queue: commits what the plugin appended, and what that
  * makes it append in turn. */
 static void flush(mh_t *h) {
+  item_t *items = calloc(MH_QUEUE, sizeof *items);
+  assert_non_null(items);
   for (int round = 0; h->nq; round++) {
     if (round == ROUNDS_MAX)
       fail_msg("the plugin keeps appending");
-    item_t items[sizeof h->queue / sizeof h->queue[0]];
     size_t n = h->nq;
     int64_t rat = (int64_t)lx_store_next_rat(h->d.store, (uint64_t)h->now);
     msgpack_zone zone;
@@ -349,10 +350,18 @@ static void flush(mh_t *h) {
       decode_item(h, &items[i], &zone, true);
     }
     h->nq = 0;
-    commit_batch(h, items, n, true);
+    if (h->refuse > 0 && h->refuse_after-- <= 0) {
+      /* ingest.c on E_FULL: nothing stored, the timer armed a second later */
+      h->refuse--;
+      h->armed = h->now + 1000;
+    } else {
+      commit_batch(h, items, n, true);
+      h->max_batch = n > h->max_batch ? n : h->max_batch;
+    }
     free_items(items, n);
     msgpack_zone_destroy(&zone);
   }
+  free(items);
 }
 
 static void fire(mh_t *h) {

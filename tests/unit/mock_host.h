@@ -14,8 +14,10 @@
  *
  *   - the clock is mh.now, moved only by the test;
  *   - the timer is mh.armed; mh_advance fires it in order, and what the
- *     plugin appends in on_timer is committed at once (as the daemon's
- *     lx_ingest_flush_queue does right after on_timer);
+ *     plugin appends in on_timer is committed at once, in one batch (as the
+ *     daemon's lx_ingest_flush_queue does right after on_timer); a test may
+ *     set mh.refuse to have that many such batches refused as a full store
+ *     refuses them (nothing stored, the timer armed for a second later);
  *   - alerts are captured, with the record's fields, instead of sent;
  *   - the contract of lx/plugin.h is checked: apply must not read the clock,
  *     append, publish or arm; only one read transaction at a time; alerts
@@ -37,7 +39,8 @@
 #include "plugin_txn.h"
 
 #define MH_ABSENT INT64_MIN /* an int field that the map does not hold */
-#define MH_MAX 256          /* records and alerts kept per test */
+#define MH_MAX 8192         /* records and alerts kept per test */
+#define MH_QUEUE 2048       /* appends between two commits */
 
 /* The fields an escalation-like body or alert may hold; strings are "" and
  * ints MH_ABSENT when missing, ints -1 when nil. */
@@ -96,8 +99,11 @@ struct lx_host {
   int log_errors;          /* log lines at LX_PLOG_WARN or worse */
   uint64_t next_id;
 
-  mh_queued_t queue[64];
+  mh_queued_t queue[MH_QUEUE];
   size_t nq;
+  size_t max_batch;        /* the most plugin records committed together */
+  int refuse_after;        /* batches of plugin records to commit before refusing */
+  int refuse;              /* then how many to refuse, as on E_FULL */
   mh_rec_t recs[MH_MAX];   /* records the plugin appended, in log order */
   size_t n_recs;
   mh_alert_t alerts[MH_MAX];

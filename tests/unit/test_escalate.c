@@ -434,8 +434,12 @@ static void test_response_and_resolution_stop_the_clock(void **state) {
   assert_int_equal(h->armed, SEP23_1800);
   mh_advance(h, SEP23_0900);
   mh_visit(h, "ap-jobs-stop", "qd.xs.sq");
-  assert_int_equal(h->armed, SEP27_1136); /* the response clock is gone: next, the warning */
+  /* The response clock is gone. A removed key does not move the timer (react
+   * reads no index): it wakes at 23 Sep 18:00, finds nothing, and waits for
+   * the warning. */
+  assert_int_equal(h->armed, SEP23_1800);
   expect_quiet(h, SEP24_1000); /* no `unanswered` at 23 Sep 18:00 */
+  assert_int_equal(h->armed, SEP27_1136);
 
   mh_resolution(h, "ap-jobs-stop", "qd.xs.sq", "explained");
   expect_state(h, "ap-jobs-stop", LX_ST_EXPLAINED, LX_TIER_COMMUNITY, -1);
@@ -578,6 +582,142 @@ static void test_one_timer_serves_every_appeal(void **state) {
   done(&h);
 }
 
+/* --- catch-up: many deadlines due at once --------------------------------------- */
+
+#define BACKLOG 300 /* appeals: 1200 records, more than one slice (1024) */
+#define SLICE_ACTIONS 1024
+
+static const char *const communities[] = {"qd.hx.dy", "qd.hx.xc", "qd.hx.bl", "qd.xs.sq",
+                                          "qd.xs.lq", "qd.xs.gy", "qd.nh.hb", "qd.nh.wh",
+                                          "qd.nh.yj"};
+
+/* BACKLOG jobs appeals on Tue 22 Sep from 10:00, one a minute: all have the
+ * same deadlines (response 23 Sep, community 28 Sep, township 10 Oct, county
+ * 23 Oct, all at 18:00). */
+static mh_t *backlog(void) {
+  mh_t *h = start(SEP22_1000);
+  for (int i = 0; i < BACKLOG; i++) {
+    char id[32];
+    snprintf(id, sizeof id, "ap-backlog-%04d", i);
+    mh_appeal(h, id, communities[i % 9], "jobs", false);
+    h->now += 60000;
+  }
+  return h;
+}
+
+/* The deadline a record was decided for: the key it came from. */
+static int64_t decided_for(const mh_rec_t *r) {
+  return strcmp(r->type, "unanswered") == 0 ? r->body.due : r->body.deadline;
+}
+
+/* After the restart on 30 Nov every appeal has four records, each made
+ * once, none a stale warning, all in deadline order across appeals. */
+static void expect_caught_up(mh_t *h) {
+  static const char *const kinds[] = {"", "escalated", "escalated", "overdue"};
+  static const int64_t deadlines[] = {SEP23_1800, SEP28_1800, OCT10_1800, OCT23_1800};
+  assert_int_equal(h->n_recs, 4 * BACKLOG);
+  for (size_t i = 0; i < h->n_recs; i++) {
+    const mh_rec_t *r = &h->recs[i];
+    size_t step = i / BACKLOG;
+    char id[32];
+    snprintf(id, sizeof id, "ap-backlog-%04zu", i % BACKLOG);
+    assert_string_equal(r->type, step == 0 ? "unanswered" : "escalation");
+    assert_string_equal(r->body.kind, kinds[step]);
+    assert_int_equal(decided_for(r), deadlines[step]);
+    assert_string_equal(r->body.appeal, id); /* one each, in key order within a deadline */
+    assert_string_equal(r->unit, communities[(i % BACKLOG) % 9]);
+  }
+  assert_int_equal(count(h, "warning", NULL), 0);
+  for (int i = 0; i < BACKLOG; i += 37) {
+    char id[32];
+    snprintf(id, sizeof id, "ap-backlog-%04d", i);
+    expect_state(h, id, LX_ST_OPEN, LX_TIER_COUNTY, OCT23_1800);
+  }
+}
+
+/* Down for two months with a backlog: the catch-up goes in slices of at
+ * most SLICE_ACTIONS records each, one commit each, in deadline order, and
+ * a second restart decides nothing again. */
+static void test_catch_up_in_slices_in_deadline_order(void **state) {
+  mh_t *h = backlog();
+  assert_int_equal(h->n_recs, 0);
+  mh_restart(h, NOV30_1000);
+  expect_caught_up(h);
+  assert_true(h->max_batch <= SLICE_ACTIONS);
+  assert_true(h->fires >= 2); /* more than one slice */
+  assert_int_equal(h->n_alerts, 4 * BACKLOG);
+  for (size_t i = 0; i < h->n_alerts; i++)
+    assert_int_equal(h->alerts[i].seq, h->recs[i].seq); /* each alert after its record */
+  int64_t armed = h->armed;
+  assert_true(armed > NOV30_1000); /* the reminders, one working day on */
+  mh_restart(h, NOV30_1000);
+  assert_int_equal(h->n_recs, 4 * BACKLOG);
+  assert_int_equal(h->armed, armed);
+  done(&h);
+}
+
+/* A slice the store refuses (E_FULL) in the middle of a catch-up is decided
+ * again when the daemon retries, a second later, and nothing is decided
+ * twice: the sweep goes back to the keys whose records never came. */
+static void test_refused_slice_is_decided_again(void **state) {
+  mh_t *h = backlog();
+  h->refuse_after = 1; /* the first slice is stored, the second refused */
+  h->refuse = 1;
+  mh_restart(h, NOV30_1000);
+  assert_int_equal(h->refuse, 0);
+  assert_true(h->n_recs < 4 * BACKLOG);
+  assert_int_equal(h->armed, NOV30_1000 + 1000);
+  mh_advance(h, NOV30_1000 + 1000);
+  expect_caught_up(h);
+  /* the same with the first slice refused */
+  done(&h);
+  h = backlog();
+  h->refuse = 1;
+  mh_restart(h, NOV30_1000);
+  assert_int_equal(h->n_recs, 0);
+  mh_advance(h, NOV30_1000 + 1000);
+  expect_caught_up(h);
+  done(&h);
+}
+
+/* React keeps the timer without reading the index: records that put no
+ * key earlier than the timer cost no read transaction. */
+static void test_react_reads_no_index(void **state) {
+  mh_t *h = start(SEP22_1000);
+  mh_appeal(h, "ap-quiet", "qd.hx.dy", "jobs", false);
+  mh_appeal(h, "ap-other", "qd.hx.dy", "jobs", false); /* same times: the timer stays */
+  int reads = h->reads;
+  for (int i = 0; i < 20; i++)
+    mh_visit(h, "ap-other", "qd.hx.dy");
+  mh_visit(h, "ap-quiet", "qd.hx.dy");
+  assert_int_equal(h->reads, reads);
+  assert_int_equal(h->armed, SEP23_1800); /* a removed key only makes it wake early */
+  expect_quiet(h, SEP24_1000);
+  assert_int_equal(h->armed, SEP27_1136);
+  done(&h);
+}
+
+/* The sweep resumes where it stopped (here, at ap-a's warning on 27 Sep);
+ * a key put before that place (ap-b's, urgent: response due in 2 hours) is
+ * still found: apply notes it and the next sweep starts there. */
+static void test_key_put_behind_the_sweep(void **state) {
+  const int64_t b_due = SEP24_1000 + 2 * 3600000LL;
+  mh_t *h = start(SEP22_1000);
+  mh_appeal(h, "ap-a", "qd.hx.dy", "jobs", false);
+  mh_advance(h, SEP24_1000); /* ap-a unanswered at 23 Sep 18:00 */
+  assert_int_equal(h->n_recs, 1);
+  assert_int_equal(h->armed, SEP27_1136);
+  mh_appeal(h, "ap-b", "qd.xs.gy", "jobs", true);
+  assert_int_equal(h->armed, b_due);
+  expect_quiet(h, b_due - 1);
+  mh_advance(h, b_due);
+  assert_int_equal(h->n_recs, 2);
+  assert_string_equal(h->recs[1].type, "unanswered");
+  assert_string_equal(h->recs[1].body.appeal, "ap-b");
+  assert_int_equal(h->recs[1].rat, b_due);
+  done(&h);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_descriptor_and_config),
@@ -589,6 +729,10 @@ int main(void) {
       cmocka_unit_test(test_restart_rearms_without_escalating_twice),
       cmocka_unit_test(test_restart_catches_up_two_tiers),
       cmocka_unit_test(test_one_timer_serves_every_appeal),
+      cmocka_unit_test(test_catch_up_in_slices_in_deadline_order),
+      cmocka_unit_test(test_refused_slice_is_decided_again),
+      cmocka_unit_test(test_react_reads_no_index),
+      cmocka_unit_test(test_key_put_behind_the_sweep),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
