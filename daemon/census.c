@@ -324,7 +324,17 @@ int lx_census_appeals(lx_daemon_t *d, MDB_txn *txn, const lx_census_filter_t *f,
   lx_mp_pack_cstr(&pk, "appeals");
   size_t count_at = out->size; /* the count is known at the end: 32-bit form */
   msgpack_sbuffer_write(out, "\xdd\0\0\0\0", 5);
-  int rc = lx_store_appeals_each(d->store, txn, f->after, list_one, &l);
+  int rc;
+  if (f->only.n) { /* one appeal by id: a page of zero or one */
+    lx_appeal_t a;
+    rc = lx_store_appeal_get(d->store, txn, f->only, &a);
+    if (rc == 0)
+      rc = list_one(&l, f->only, &a);
+    else if (rc == LX_ENOTFOUND)
+      rc = 0;
+  } else {
+    rc = lx_store_appeals_each(d->store, txn, f->after, list_one, &l);
+  }
   if (rc < 0)
     return rc;
   for (int i = 0; i < 4; i++)

@@ -16,6 +16,7 @@ typedef struct lx_census_filter {
   lx_str_t unit;       /* path prefix, already confined to the jurisdiction */
   lx_str_t category;
   lx_str_t after;      /* page after this appeal id */
+  lx_str_t only;       /* just this appeal (the filters still apply) */
   unsigned statuses;   /* bit per enum lx_status; 0 = all */
   uint64_t since, until, limit;
   bool has_since, has_until;

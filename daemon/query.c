@@ -50,7 +50,7 @@ static const op_keys_t op_table[] = {
     {"head", {"op", NULL}},
     {"units", {"op", "counts", NULL}},
     {"stats", {"op", NULL}},
-    {"appeals", {"op", "unit", "category", "status", "since", "until", "after", "limit", NULL}},
+    {"appeals", {"op", "appeal", "unit", "category", "status", "since", "until", "after", "limit", NULL}},
 };
 
 static int check_keys(const op_keys_t *ok, const msgpack_object *m, lx_error_t *e) {
@@ -581,7 +581,8 @@ static int do_appeals(req_t *r, const msgpack_object *m) {
   lx_census_filter_t f = {.limit = LX_CENSUS_APPEALS_LIMIT_DEFAULT};
   int rc;
   if (opt_str(m, "unit", &f.unit, &r->err) < 0 || opt_str(m, "category", &f.category, &r->err) < 0 ||
-      opt_str(m, "after", &f.after, &r->err) < 0 || opt_uint(m, "limit", &f.limit, &r->err) < 0 ||
+      opt_str(m, "after", &f.after, &r->err) < 0 || opt_str(m, "appeal", &f.only, &r->err) < 0 ||
+      opt_uint(m, "limit", &f.limit, &r->err) < 0 ||
       appeals_statuses(r, m, &f.statuses) < 0)
     return r->err.code;
   if ((rc = opt_uint(m, "since", &f.since, &r->err)) < 0)
