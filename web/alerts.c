@@ -399,6 +399,7 @@ static void *follow(void *arg) {
   zmq_connect(mon, "inproc://lxw-alerts-monitor");
   zmq_connect(sub, g_conf->alerts);
   int64_t sync_at = -1; /* when to sync with the daemon; -1: not needed */
+  int64_t keepalive_at = now_ms() + 5000;
   while (!atomic_load(&g_stop)) {
     zmq_pollitem_t it[2] = {{sub, 0, ZMQ_POLLIN, 0}, {mon, 0, ZMQ_POLLIN, 0}};
     zmq_poll(it, 2, 200);
@@ -414,6 +415,10 @@ static void *follow(void *arg) {
       sync_at = now_ms() + 150;
     if (sync_at >= 0 && now_ms() >= sync_at)
       sync_at = sync_with_daemon() == 0 ? -1 : now_ms() + 1000;
+    if (now_ms() >= keepalive_at) { /* parked streams send a comment when due */
+      lxw_sse_wake_all();
+      keepalive_at = now_ms() + 5000;
+    }
   }
   zmq_socket_monitor(sub, NULL, 0);
   zmq_close(mon);

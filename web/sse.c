@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "alerts.h"
@@ -25,6 +26,7 @@
 #define CHUNK_MAX 32768
 #define BACKFILL_PAGE 200
 #define KEEPALIVE_S 15
+#define SNDBUF_BYTES 32768
 
 typedef struct stream {
   struct MHD_Connection *conn;
@@ -202,6 +204,11 @@ struct MHD_Response *lxw_sse_response(struct MHD_Connection *conn, const char *p
     return NULL;
   }
   atomic_fetch_add(&g_clients, 1);
+  /* A small kernel buffer: a client that stops reading holds little. */
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+  int sndbuf = SNDBUF_BYTES;
+  if (ci)
+    setsockopt(ci->connect_fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
   MHD_add_response_header(r, "Content-Type", "text/event-stream; charset=utf-8");
   MHD_add_response_header(r, "Cache-Control", "no-store");
   MHD_add_response_header(r, "X-Accel-Buffering", "no"); /* behind nginx: do not buffer */
