@@ -383,5 +383,6 @@ enum MHD_Result lxw_api_me(lxw_req_t *r) {
   cJSON *j = cJSON_CreateObject();
   cJSON_AddStringToObject(j, "name", r->user->name);
   cJSON_AddStringToObject(j, "jurisdiction", r->user->jur);
+  cJSON_AddNumberToObject(j, "utc_offset_minutes", r->conf->utc_offset_min);
   return lxw_reply_json(r, 200, j);
 }

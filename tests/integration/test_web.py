@@ -150,7 +150,8 @@ def test_ranking_not_enabled_is_not_5xx(seeded):
 
 def test_me_and_dashboard_files(seeded):
     _, gw = seeded
-    assert gw.json("/api/me", "carol") == (200, {"name": "carol", "jurisdiction": "qd.xs"})
+    assert gw.json("/api/me", "carol") == (200, {"name": "carol", "jurisdiction": "qd.xs",
+                                                 "utc_offset_minutes": 480})
     status, headers, body = gw.get("/", "carol")
     assert status == 200 and headers["Content-Type"].startswith("text/html")
     assert b'src="/app.js"' in body and b"http" not in body.split(b"<body>")[0].replace(b'http-equiv', b'')

@@ -44,6 +44,8 @@ def web_config(tmp, base=lxtest.SAMPLE_CONFIG, web_extra="", plugins=None):
     plugins list replaced)."""
     with open(base, encoding="utf-8") as f:
         text = f.read()
+    if "\nweb:" in text:  # the sample's own web: section is replaced
+        text = text[:text.index("\nweb:")]
     if plugins is not None:
         text = text[:text.index("\nplugins:")] + "\nplugins:\n" + plugins
     text += "\nweb:\n  users: users.yaml\n" + web_extra

@@ -39,11 +39,13 @@ async function api(path) {
   return { status: r.status, body };
 }
 
+// Times in the county's local time (calendar.utc_offset), whatever the
+// browser's own zone.
 function localTime(ms) {
   if (ms == null) return '—';
-  const d = new Date(ms);
+  const d = new Date(ms + (me ? me.utc_offset_minutes : 480) * 60000);
   const p = (n) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`;
+  return `${d.getUTCFullYear()}-${p(d.getUTCMonth() + 1)}-${p(d.getUTCDate())} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}`;
 }
 
 function countsOf(u) {
