@@ -519,3 +519,49 @@ def test_passwd_writes_a_line_the_gateway_accepts(tmp_path):
     assert out.returncode == 2
     out = subprocess.run([lxtest.CLI, "passwd", "bad name"], input="x\n", capture_output=True, text=True)
     assert out.returncode == 2
+
+
+def test_gateway_with_its_own_curve_key(tmp_path):
+    """With security on, the gateway talks to the daemon with a key of its
+    own (web.key), registered as a supervisor; an unregistered key gets no
+    answer, so the gateway says the daemon is down."""
+    import test_security as ts
+    tmp = str(tmp_path)
+    keys = {n: ts.keygen(tmp, n) for n in ("web", "admin", "field-hx")}
+    keys["server"] = ts.keygen(tmp, "lianxind")
+    with open(os.path.join(tmp, "clients.yaml"), "w") as f:
+        for name, role, jur in (("web", "supervisor", "qd"), ("admin", "admin", "qd"),
+                                ("field-hx", "field", "qd.hx")):
+            f.write('- {name: %s, key: "%s", role: %s, jurisdiction: %s}\n' % (name, keys[name][0], role, jur))
+    cfg = webtest.web_config(tmp, web_extra="  key: web.key\n")
+    with open(cfg, "a") as f:
+        f.write("security:\n  server_key: lianxind.key\n  clients: clients.yaml\n")
+    d = Daemon(config=cfg, tmp=tmp, env={"LIANXIN_FAKE_CLOCK": "%d:%d" % (T0, FAST)})
+    d.keys = keys
+    d.request = lambda msg, endpoint=None, timeout=5.0: ts.request(d, "admin", msg, endpoint or d.query, timeout)
+    d.start()
+    gw = Gateway(d, cfg).start()
+    try:
+        assert gw.metrics()["lianxin_up"] == 1
+        s = SSE(gw, "bob", prefix="qd.hx.")
+        r = ts.publish(d, "field-hx", appeal("K-1", priority="urgent"))
+        assert r["ok"], r
+        evs = s.events(n=1, timeout=20)
+        s.close()
+        assert evs and evs[0][2]["appeal"] == "K-1"
+        status, units = gw.json("/api/units", "alice")
+        assert status == 200 and {u["path"]: u for u in units}["qd.hx.dy"]["open"] == 1
+    finally:
+        assert gw.stop() == 0
+    # the same gateway with a key the daemon does not know
+    ts.keygen(tmp, "stranger")
+    text = open(cfg).read().replace("key: web.key", "key: stranger.key")
+    with open(cfg, "w") as f:
+        f.write(text)
+    gw = Gateway(d, cfg).start()
+    try:
+        assert gw.metrics()["lianxin_up"] == 0
+        assert gw.get("/api/units", "alice")[0] == 503
+    finally:
+        assert gw.stop() == 0
+        d.cleanup()

@@ -11,6 +11,7 @@ const KIND = { escalated: '升级', overdue: '超期', reminder: '催办', warni
                unanswered: '未响应', ranking: '排名', quota: '走访不足', hotspot: '热点' };
 const STATUS = { open: '在办', resolved: '已解决', explained: '已解释', referred: '已转办', closed: '已办结' };
 let units = [];
+let categories = {}; // code -> configured name, from the Open311 service list
 let selected = null;
 let me = null;
 
@@ -88,7 +89,7 @@ async function openUnit(path) {
   const now = Date.now();
   $('#appeals tbody').replaceChildren(...rows.map((a) => el('tr',
     { class: a.deadline != null && a.deadline <= now ? 'overdue' : (a.deadline != null && a.deadline - now < 86400000 ? 'soon' : '') },
-    el('td', {}, a.appeal), el('td', {}, a.category), el('td', {}, TIER[a.tier] || a.tier),
+    el('td', {}, a.appeal), el('td', {}, categories[a.category] || a.category), el('td', {}, TIER[a.tier] || a.tier),
     el('td', {}, localTime(a.deadline)), el('td', {}, STATUS[a.status] || a.status))));
   if (!rows.length) $('#appeals tbody').replaceChildren(el('tr', {}, el('td', { colspan: '5', class: 'note' }, '没有在办诉求')));
 }
@@ -199,6 +200,8 @@ async function main() {
   if (r.status !== 200) { banner('请登录 (log in)'); return; }
   me = r.body;
   $('#who').textContent = `${me.name} · ${me.jurisdiction}`;
+  const svc = await api('/open311/v2/services.json');
+  if (svc.status === 200) for (const c of svc.body) categories[c.service_code] = c.service_name;
   await loadUnits();
   connectFeed();
   loadChart(await loadRanking());
