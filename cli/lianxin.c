@@ -295,6 +295,7 @@ static const char main_help[] =
   "  appeal ID          an appeal's state (now, or --at a past time)\n"
   "  watch PREFIX       print alerts about units under PREFIX as they come\n"
   "  keygen NAME        write a CURVE key pair (or --sign: an Ed25519 pair)\n"
+  "  passwd NAME        print a users-file line for lianxin-web (password on stdin)\n"
   "  verify             recompute the hash chain, checkpoints and head (auditors)\n"
   "  backup DIR         a consistent, compacted copy of a store, daemon running\n"
   "  export             the log as JSON Lines (with each event's exact bytes)\n"
@@ -691,6 +692,13 @@ static const struct cli_cmd commands[] = {
    "With --sign: an Ed25519 signing pair, NAME.sign.pub (64 hex digits) and\n"
    "NAME.sign.key (mode 0600, 128 hex digits). Existing files are never\n"
    "overwritten.\n"},
+  {"passwd", cmd_passwd,
+   "usage: lianxin passwd [--jurisdiction PATH] NAME\n"
+   "\n"
+   "Reads a password from stdin (twice and without echo on a terminal) and\n"
+   "prints the line of lianxin-web's users file (web.users) for NAME:\n"
+   "  - {name: \"NAME\", password_hash: \"$argon2id$...\", jurisdiction: \"PATH\"}\n"
+   "The hash is libsodium's crypto_pwhash_str (Argon2id, interactive cost).\n"},
   {"verify", cmd_verify,
    "usage: lianxin verify [--query EP | --data DIR] [--key FILE.sign.pub]\n"
    "                      [--from SEQ] [--to SEQ]\n"

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "census.h"
 #include "daemon.h"
 #include "log.h"
 
@@ -116,8 +117,10 @@ int lx_alerts_publish(lx_daemon_t *d, uint64_t seq, uint64_t at, const char *kin
   if (rc == 0 && (zmq_send(d->alerts_sock, topic, unit.n + 1, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
                   zmq_send(d->alerts_sock, sb.data, sb.size, ZMQ_DONTWAIT) < 0))
     lx_debug("alerts", "alert seq %llu not sent: %s", (unsigned long long)seq, zmq_strerror(errno));
-  if (rc == 0)
+  if (rc == 0) {
     d->stats.alerts++;
+    lx_census_count(&d->census.kinds, kind, strlen(kind));
+  }
   msgpack_sbuffer_destroy(&sb);
   /* XPUB's send only fails when the socket is gone; a missing subscriber is
    * not an error, so the alert counts as published. */

@@ -61,10 +61,12 @@ static const cfg_field_t top_fields[] = {
   {"checkpoints", CT_MAP, false, 0, 0, NO_OFF, NULL, "signed checkpoint records (off if absent)"},
   {"security", CT_MAP, false, 0, 0, NO_OFF, NULL,
    "CURVE keys and the client registry (plain sockets on loopback if absent)"},
+  {"web", CT_MAP, false, 0, 0, NO_OFF, NULL,
+   "the web gateway's own settings (lianxin-web reads them; the daemon ignores them)"},
 };
 enum {
   TOP_LISTEN, TOP_STORE, TOP_UNITS, TOP_CATEGORIES, TOP_DEADLINES, TOP_CALENDAR, TOP_PLUGINS,
-  TOP_CHECKPOINTS, TOP_SECURITY
+  TOP_CHECKPOINTS, TOP_SECURITY, TOP_WEB
 };
 
 static const cfg_field_t checkpoints_fields[] = {

@@ -30,6 +30,23 @@ typedef struct lx_stats {
   uint64_t internal;      /* events the daemon's plugins appended */
 } lx_stats_t;
 
+/* census.c: counts by name (record types, alert kinds), in memory. */
+#define LX_TALLY_SLOTS 32
+typedef struct lx_tally_slot {
+  char name[32];
+  uint64_t count;
+} lx_tally_slot_t;
+typedef struct lx_tally {
+  lx_tally_slot_t slot[LX_TALLY_SLOTS];
+  int n;
+  uint64_t other; /* names that found no free slot */
+} lx_tally_t;
+typedef struct lx_census {
+  lx_tally_t types;   /* records in the log, by type */
+  lx_tally_t kinds;   /* alerts published since start, by kind */
+  uint64_t scan_pos, scan_end; /* records before this start, counted so far */
+} lx_census_t;
+
 typedef struct lx_daemon {
   uv_loop_t *loop;
   lx_config_t cfg;
@@ -56,6 +73,7 @@ typedef struct lx_daemon {
   uv_signal_t sighup;
   uint64_t started_ms;
   lx_stats_t stats;
+  lx_census_t census;
   int stopping;
 } lx_daemon_t;
 

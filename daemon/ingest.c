@@ -23,6 +23,7 @@
 
 #include "apply.h"
 #include "auth.h"
+#include "census.h"
 #include "checkpoint.h"
 #include "clock.h"
 #include "daemon.h"
@@ -207,6 +208,8 @@ static void answer_batch(lx_ingest_t *in) {
 static void react_batch(lx_ingest_t *in, uint64_t rat) {
   for (size_t i = 0; i < in->n; i++) {
     pending_t *p = &in->batch[i];
+    if (p->err.code == 0 && !p->dup)
+      lx_census_record(&in->d->census, &p->ev);
     if (p->err.code == 0 && !p->dup)
       lx_plugins_react(in->d, p->seq, rat, &p->ev,
                        (const uint8_t *)in->norm.data + p->norm_off, p->norm_len);

@@ -325,6 +325,10 @@ bool lx_plugins_has_type(void *daemon, const char *name, size_t len) {
   return false;
 }
 
+const char *const *lx_plugins_types(lx_daemon_t *d, size_t i) {
+  return i < d->n_hosts ? d->hosts[i]->plugin->types : NULL;
+}
+
 void lx_plugins_retry_later(lx_daemon_t *d, const char *actor, size_t len) {
   for (size_t i = 0; i < d->n_hosts; i++) {
     lx_host_t *h = d->hosts[i];

@@ -41,6 +41,9 @@ void lx_plugins_start(struct lx_daemon *d);
 
 /* True when a loaded plugin declared this event type. */
 bool lx_plugins_has_type(void *daemon, const char *name, size_t len);
+/* The record types the i-th loaded plugin declared (NULL-terminated), or
+ * NULL past the last plugin. */
+const char *const *lx_plugins_types(struct lx_daemon *d, size_t i);
 
 /* True when a loaded plugin answers the query op `name`. */
 bool lx_plugins_has_op(struct lx_daemon *d, const char *name);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT
  *
  * query.c: the query socket (PROTOCOL.md "Query socket"): replay, appeal,
- * head, units, stats, and the ops plugins answer (rank, quota, …).
+ * head, units, stats, the gateway's appeals (census.c computes the
+ * gateway's figures), and the ops plugins answer (rank, quota, …).
  *
  * Each request is answered at once from its own LMDB read transaction, so
  * it sees one consistent snapshot and never waits for a writer. A replay
@@ -14,6 +15,7 @@
 
 #include "appeal.h"
 #include "auth.h"
+#include "census.h"
 #include "clock.h"
 #include "daemon.h"
 #include "log.h"
@@ -46,8 +48,9 @@ static const op_keys_t op_table[] = {
     {"replay", {"op", "from", "limit", "to", "since", "until", "unit", "types", "appeal", NULL}},
     {"appeal", {"op", "appeal", "at", NULL}},
     {"head", {"op", NULL}},
-    {"units", {"op", NULL}},
+    {"units", {"op", "counts", NULL}},
     {"stats", {"op", NULL}},
+    {"appeals", {"op", "appeal", "unit", "category", "status", "since", "until", "after", "limit", NULL}},
 };
 
 static int check_keys(const op_keys_t *ok, const msgpack_object *m, lx_error_t *e) {
@@ -458,23 +461,58 @@ static int do_head(req_t *r, const msgpack_object *m) {
   return 0;
 }
 
+/* `counts: true` (for the gateway) adds open, due_soon and overdue to each
+ * unit row. */
+static int units_counts(req_t *r, const msgpack_object *m, uint32_t (**counts)[3]) {
+  const msgpack_object *o = lx_mp_get(m, "counts");
+  *counts = NULL;
+  if (!o)
+    return 0;
+  if (o->type != MSGPACK_OBJECT_BOOLEAN)
+    return lx_fail(&r->err, LX_EBADREQ, "counts: expected true or false");
+  if (!o->via.boolean)
+    return 0;
+  *counts = calloc(r->d->cfg.n_units ? r->d->cfg.n_units : 1, sizeof **counts);
+  if (!*counts)
+    return lx_fail(&r->err, LX_EINTERNAL, "out of memory");
+  if (lx_census_unit_counts(r->d, r->txn, *counts) < 0) {
+    free(*counts);
+    return lx_fail(&r->err, LX_EINTERNAL, "reading the appeals failed");
+  }
+  return 0;
+}
+
+static void pack_unit_counts(msgpack_packer *pk, const uint32_t c[3]) {
+  static const char *const names[3] = {"open", "due_soon", "overdue"};
+  for (int k = 0; k < 3; k++) {
+    lx_mp_pack_cstr(pk, names[k]);
+    msgpack_pack_uint32(pk, c[k]);
+  }
+}
+
 static int do_units(req_t *r, const msgpack_object *m) {
   const lx_config_t *cfg = &r->d->cfg;
   msgpack_packer *pk = &r->pk;
+  uint32_t(*counts)[3];
+  if (units_counts(r, m, &counts))
+    return r->err.code;
   msgpack_pack_map(pk, 4);
   lx_mp_pack_cstr(pk, "ok");
   msgpack_pack_true(pk);
   lx_mp_pack_cstr(pk, "units");
   msgpack_pack_array(pk, cfg->n_units);
   for (size_t i = 0; i < cfg->n_units; i++) {
-    msgpack_pack_map(pk, 3);
+    msgpack_pack_map(pk, counts ? 6 : 3);
     lx_mp_pack_cstr(pk, "path");
     lx_mp_pack_cstr(pk, cfg->units[i].path);
     lx_mp_pack_cstr(pk, "name");
     lx_mp_pack_cstr(pk, cfg->units[i].name);
     lx_mp_pack_cstr(pk, "tier");
     lx_mp_pack_cstr(pk, lx_tier_name(cfg->units[i].tier));
+    if (counts)
+      pack_unit_counts(pk, counts[i]);
   }
+  free(counts);
   lx_mp_pack_cstr(pk, "categories");
   msgpack_pack_array(pk, cfg->n_categories);
   for (size_t i = 0; i < cfg->n_categories; i++)
@@ -498,7 +536,7 @@ static int do_stats(req_t *r, const msgpack_object *m) {
   const lx_counters_t *c = lx_store_counters(r->d->store);
   const lx_stats_t *st = &r->d->stats;
   msgpack_packer *pk = &r->pk;
-  msgpack_pack_map(pk, 13);
+  msgpack_pack_map(pk, 13 + LX_CENSUS_STATS_ENTRIES);
   lx_mp_pack_cstr(pk, "ok");
   msgpack_pack_true(pk);
   pack_counter(pk, "events", lx_store_head(r->d->store)->seq);
@@ -515,13 +553,61 @@ static int do_stats(req_t *r, const msgpack_object *m) {
   MDB_envinfo info;
   mdb_env_info(lx_store_env(r->d->store), &info);
   pack_counter(pk, "map_size", info.me_mapsize);
+  lx_census_pack_stats(r->d, r->txn, pk, r->zone);
+  return 0;
+}
+
+/* --- appeals (for the gateway: pages of appeal states) ----------------------- */
+
+static int appeals_statuses(req_t *r, const msgpack_object *m, unsigned *bits) {
+  const msgpack_object *o = lx_mp_get(m, "status");
+  if (!o)
+    return 0;
+  if (o->type != MSGPACK_OBJECT_ARRAY)
+    return lx_fail(&r->err, LX_EBADREQ, "status: expected a list of statuses");
+  for (uint32_t i = 0; i < o->via.array.size; i++) {
+    const msgpack_object *t = &o->via.array.ptr[i];
+    int st = 0;
+    for (int k = LX_ST_OPEN; k <= LX_ST_CLOSED && !st; k++)
+      st = lx_mp_str_eq(t, lx_status_name(k)) ? k : 0;
+    if (!st)
+      return lx_fail(&r->err, LX_EBADREQ, "status[%u]: not an appeal status", i);
+    *bits |= 1u << st;
+  }
+  return 0;
+}
+
+static int do_appeals(req_t *r, const msgpack_object *m) {
+  lx_census_filter_t f = {.limit = LX_CENSUS_APPEALS_LIMIT_DEFAULT};
+  int rc;
+  if (opt_str(m, "unit", &f.unit, &r->err) < 0 || opt_str(m, "category", &f.category, &r->err) < 0 ||
+      opt_str(m, "after", &f.after, &r->err) < 0 || opt_str(m, "appeal", &f.only, &r->err) < 0 ||
+      opt_uint(m, "limit", &f.limit, &r->err) < 0 ||
+      appeals_statuses(r, m, &f.statuses) < 0)
+    return r->err.code;
+  if ((rc = opt_uint(m, "since", &f.since, &r->err)) < 0)
+    return rc;
+  f.has_since = rc == 1;
+  if ((rc = opt_uint(m, "until", &f.until, &r->err)) < 0)
+    return rc;
+  f.has_until = rc == 1;
+  if (f.unit.n > 1 && f.unit.p[f.unit.n - 1] == '.')
+    f.unit.n--;
+  if (f.limit == 0)
+    return lx_fail(&r->err, LX_EBADREQ, "limit: must be at least 1");
+  if (f.limit > LX_CENSUS_APPEALS_LIMIT_MAX)
+    f.limit = LX_CENSUS_APPEALS_LIMIT_MAX;
+  if (confine_unit(r, &f.unit))
+    return r->err.code;
+  if (lx_census_appeals(r->d, r->txn, &f, r->out, r->zone))
+    return lx_fail(&r->err, LX_EINTERNAL, "reading the appeals failed");
   return 0;
 }
 
 /* --- dispatch ---------------------------------------------------------------- */
 
 typedef int (*op_fn)(req_t *r, const msgpack_object *m);
-static const op_fn op_fns[] = {do_replay, do_appeal, do_head, do_units, do_stats};
+static const op_fn op_fns[] = {do_replay, do_appeal, do_head, do_units, do_stats, do_appeals};
 
 /* What each role may ask (PROTOCOL.md's roles): everyone reads `units`;
  * field keys also their own appeals; supervisors also replay (confined),
@@ -635,6 +721,7 @@ static void on_query(lx_zsock_t *zs) {
 }
 
 int lx_query_start(lx_daemon_t *d) {
+  lx_census_start(d);
   /* One reply buffer for the daemon's life: a replay page of megabytes is
    * not grown from nothing for every request. */
   msgpack_sbuffer_init(&d->query_out);

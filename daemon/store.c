@@ -18,6 +18,8 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include <time.h>
+
 #include "log.h"
 #include "store.h"
 
@@ -32,6 +34,7 @@ struct lx_store {
   uint64_t map_size, map_max;
   lx_head_t head, head_tx;          /* committed, and staged in the open txn */
   lx_counters_t cnt, cnt_tx;
+  lx_commit_hist_t hist;            /* how long each mdb_txn_commit took */
 };
 
 /* Maps an LMDB or errno result onto the project's codes, logging the
@@ -217,13 +220,35 @@ static bool disk_nearly_full(const lx_store_t *s) {
   return statvfs(s->dir, &v) == 0 && (uint64_t)v.f_bavail * v.f_frsize < (4u << 20);
 }
 
+const double lx_commit_bounds[LX_COMMIT_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                                     0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
+
+/* The commit is where the flush to disk happens, so its time is what an
+ * ack waits for; kept per bucket (not cumulative) for /metrics. */
+static void hist_add(lx_commit_hist_t *h, uint64_t ns) {
+  double sec = (double)ns / 1e9;
+  int i = 0;
+  while (i < LX_COMMIT_BUCKETS && sec > lx_commit_bounds[i])
+    i++;
+  h->counts[i]++;
+  h->count++;
+  h->sum_ns += ns;
+}
+
+const lx_commit_hist_t *lx_store_commit_hist(const lx_store_t *s) { return &s->hist; }
+
 int lx_store_commit(lx_store_t *s, MDB_txn *txn) {
   int rc = write_meta(s, txn);
   if (rc) {
     mdb_txn_abort(txn);
     return rc;
   }
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
   rc = mdb_txn_commit(txn); /* frees txn whatever the outcome */
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  hist_add(&s->hist, (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000u +
+                         (uint64_t)t1.tv_nsec - (uint64_t)t0.tv_nsec);
   if (rc == EIO && disk_nearly_full(s))
     rc = ENOSPC; /* LMDB reports a short write as EIO: here it was a full disk */
   if (rc)
@@ -458,6 +483,31 @@ int lx_store_appeal_scan(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t from
   mdb_cursor_close(c);
   if (rc && rc != MDB_NOTFOUND && out == 0)
     return store_err(rc, "mdb_cursor_get appeal_ev");
+  return out;
+}
+
+int lx_store_appeals_each(lx_store_t *s, MDB_txn *txn, lx_str_t after, lx_appeal_cb cb,
+                          void *arg) {
+  MDB_cursor *c;
+  int rc = mdb_cursor_open(txn, s->appeals, &c);
+  if (rc)
+    return store_err(rc, "mdb_cursor_open appeals");
+  MDB_val k = str_key(after), v;
+  int out = 0;
+  rc = after.n ? mdb_cursor_get(c, &k, &v, MDB_SET_RANGE) : mdb_cursor_get(c, &k, &v, MDB_FIRST);
+  /* SET_RANGE lands on `after` itself when it exists: the page starts past it. */
+  if (rc == 0 && after.n && k.mv_size == after.n && memcmp(k.mv_data, after.p, after.n) == 0)
+    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+  for (; rc == 0 && out == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+    lx_appeal_t a;
+    if (v.mv_size != sizeof a)
+      continue;
+    memcpy(&a, v.mv_data, sizeof a); /* LMDB's data need not be aligned */
+    out = cb(arg, (lx_str_t){k.mv_data, k.mv_size}, &a);
+  }
+  mdb_cursor_close(c);
+  if (rc && rc != MDB_NOTFOUND && out == 0)
+    return store_err(rc, "mdb_cursor_get appeals");
   return out;
 }
 

@@ -68,6 +68,18 @@ typedef struct lx_record {
 
 typedef struct lx_store lx_store_t;
 
+/* Commit latency: counts per bucket (not cumulative); bucket i holds the
+ * commits that took at most lx_commit_bounds[i] seconds and more than the
+ * bound before; the last slot holds the slower ones. */
+#define LX_COMMIT_BUCKETS 12
+extern const double lx_commit_bounds[LX_COMMIT_BUCKETS];
+typedef struct lx_commit_hist {
+  uint64_t counts[LX_COMMIT_BUCKETS + 1];
+  uint64_t count;
+  uint64_t sum_ns;
+} lx_commit_hist_t;
+const lx_commit_hist_t *lx_store_commit_hist(const lx_store_t *s);
+
 /* Opens (creating if needed) the store in directory dir. Clears stale reader
  * slots left by dead processes. Returns 0, or -1 with a reason in err.
  * Caller owns *out; free with lx_store_free. */
@@ -158,6 +170,12 @@ int lx_store_scan(lx_store_t *s, MDB_txn *txn, uint64_t from, uint64_t to, lx_re
 typedef int (*lx_seq_cb)(void *arg, uint64_t seq);
 int lx_store_appeal_scan(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t from, lx_seq_cb cb,
                          void *arg);
+
+/* Calls cb for each stored appeal whose id sorts after `after` (all when
+ * after.n is 0), in id order, until cb returns non-zero (returned). */
+typedef int (*lx_appeal_cb)(void *arg, lx_str_t id, const lx_appeal_t *a);
+int lx_store_appeals_each(lx_store_t *s, MDB_txn *txn, lx_str_t after, lx_appeal_cb cb,
+                          void *arg);
 
 /* The first seq whose rat is >= ms (ms_inclusive_end false), or the last seq
  * whose rat is <= ms (true). Receive times never decrease, so this is a

@@ -354,7 +354,7 @@ static void test_unknown_keys(void **state)
 {
   expect_error(MIN "colour: blue\n", 11,
                "colour: unknown key; valid keys: listen, store, units, categories, "
-               "deadlines, calendar, plugins, checkpoints, security\n");
+               "deadlines, calendar, plugins, checkpoints, security, web\n");
   expect_error(MIN "store:\n  pathh: x\n", 12,
                "store.pathh: unknown key; valid keys: path, map_size, map_max\n");
   expect_error(MIN_UNITS "          - {code: xc, nmae: 新村}\n" MIN_CATS, 9,
@@ -627,6 +627,23 @@ static void test_checkpoints_and_security(void **state)
   expect_error(MIN "security: {server_key: s.key}\n", 11, "security.clients: required");
   expect_error(MIN "security: {server_key: s.key, clients: c, extra: 1}\n", 11,
                "security.extra: unknown key");
+}
+
+/* The gateway's section is accepted whatever it holds: lianxin-web checks
+ * it, the daemon does not read it. It must still be a mapping. */
+static void test_web_section_ignored(void **state)
+{
+  lx_config_t cfg;
+  char *err = NULL, *file;
+  const char *text = MIN
+    "web:\n  listen: 127.0.0.1:7680\n  users: users.yaml\n"
+    "  open311: {publish_summary: true}\n  anything: [1, 2]\n";
+  if (load_text(text, &cfg, &err, &file))
+    fail_msg("%s", err);
+  lx_config_free(&cfg);
+  unlink(file);
+  free(file);
+  expect_error(MIN "web: [1]\n", 11, "web: ");
 }
 
 static void test_aliases_refused(void **state)
@@ -1008,6 +1025,7 @@ int main(void)
     cmocka_unit_test(test_tiers),
     cmocka_unit_test(test_plugin_settings_lists_and_maps),
     cmocka_unit_test(test_checkpoints_and_security),
+    cmocka_unit_test(test_web_section_ignored),
     cmocka_unit_test(test_free_zeroed),
     cmocka_unit_test(test_print_schema),
     cmocka_unit_test(test_missing_file),
