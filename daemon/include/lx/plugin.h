@@ -210,6 +210,21 @@ typedef struct lx_host_api {
    * calls cb for each record with since <= rat < until, in log order, until
    * cb returns non-zero (returned) or the range ends (0). Any transaction. */
   int (*log_scan)(lx_txn_t *t, int64_t since, int64_t until, lx_rec_cb cb, void *arg);
+
+  /* The first-response deadline of an appeal received at `opened`: the one
+   * clock both escalate (its `unanswered` record) and rank (`responded`)
+   * count by. It is `response_days` working days after `opened` on the
+   * calendar, or `urgent_response_hours` hours for an urgent appeal, both
+   * read from the config's `escalate` entry (for escalate itself: its own
+   * entry), defaults 1 and 2 when the entry or the key is absent. The
+   * values are not checked here: escalate's init reports bad ones. */
+  int64_t (*response_due)(lx_host_t *h, int64_t opened, int urgent);
+  /* calendar.utc_offset in ms (local time minus UTC; +08:00 is 28800000):
+   * what local dates and periods are counted in. */
+  int64_t (*utc_offset_ms)(lx_host_t *h);
+  /* The i-th configured unit (parents first, as in the config), with its
+   * tier in *tier; NULL past the last one. Valid until close. */
+  const char *(*unit_path)(lx_host_t *h, size_t i, int *tier);
 } lx_host_api_t;
 
 typedef struct lx_plugin {
@@ -217,7 +232,9 @@ typedef struct lx_plugin {
   const char *name;
   const char *description;
   /* Event types this plugin may append besides `escalation`; NULL-ended.
-   * Clients may never publish them. Bodies are MessagePack maps of scalars. */
+   * Clients may never publish them. Bodies are MessagePack maps whose values
+   * are scalars, or lists and maps of scalars, or lists of such maps (a
+   * ranking's rows). */
   const char *const *types;
   int (*init)(const lx_host_api_t *api, lx_host_t *host, void **state);
   void (*apply)(void *state, lx_txn_t *txn, const lx_rec_t *rec);
