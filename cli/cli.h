@@ -104,5 +104,7 @@ int cmd_audit(cli_t *c, int argc, char **argv);
 int cmd_publish(cli_t *c, int argc, char **argv);
 int cmd_replay(cli_t *c, int argc, char **argv);
 int cmd_watch(cli_t *c, int argc, char **argv);
+/* rank.c */
+int cmd_rank(cli_t *c, int argc, char **argv);
 
 #endif
