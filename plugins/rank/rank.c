@@ -379,4 +379,5 @@ const lx_plugin_t lx_plugin_entry = {
     .close = rk_close,
     .ops = rk_ops,
     .query = rk_query,
+    .check = rk_check,
 };

@@ -42,5 +42,8 @@ int rk_body_each(const lx_rec_t *rec, int (*fn)(void *, const msgpack_object_kv 
 int rk_compute(rk_t *r, lx_txn_t *t, const rk_period_t *p, rk_calc_t *c);
 /* The `rank` op (lx_plugin_t.query). */
 int rk_query(void *state, lx_query_t *q);
+/* The audit's re-check of a ranking record (lx_plugin_t.check): its body
+ * must equal the period's ranking recomputed from the records before it. */
+int rk_check(void *state, lx_txn_t *t, const lx_rec_t *rec, char *why, size_t cap);
 
 #endif

@@ -245,3 +245,105 @@ int rk_query(void *state, lx_query_t *q) {
   q->reply_len = sb.size;
   return 0;
 }
+
+/* --- the audit's re-check ----------------------------------------------------------- */
+
+typedef struct stored {
+  char period[16], tier[16];
+} stored_t;
+
+static int stored_part(void *arg, const msgpack_object_kv *kv) {
+  stored_t *st = arg;
+  char *to = kv->key.via.str.size == 6 && !memcmp(kv->key.via.str.ptr, "period", 6) ? st->period
+             : kv->key.via.str.size == 4 && !memcmp(kv->key.via.str.ptr, "tier", 4) ? st->tier
+                                                                                    : NULL;
+  if (to && kv->val.type == MSGPACK_OBJECT_STR && kv->val.via.str.size < 16) {
+    memcpy(to, kv->val.via.str.ptr, kv->val.via.str.size);
+    to[kv->val.via.str.size] = 0;
+  }
+  return 0;
+}
+
+/* The body map of a stored event, or NULL. */
+static const msgpack_object *body_of(const msgpack_object *ev) {
+  for (uint32_t i = 0; ev->type == MSGPACK_OBJECT_MAP && i < ev->via.map.size; i++) {
+    const msgpack_object *k = &ev->via.map.ptr[i].key;
+    if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == 4 && !memcmp(k->via.str.ptr, "body", 4))
+      return &ev->via.map.ptr[i].val;
+  }
+  return NULL;
+}
+
+/* Names the first entry of the recomputed body b that the stored body s
+ * does not hold as is (a row by its unit). */
+static void explain(const msgpack_object *s, const msgpack_object *b, char *why, size_t cap) {
+  snprintf(why, cap, "it differs from the ranking recomputed from the log");
+  for (uint32_t i = 0; s->type == MSGPACK_OBJECT_MAP && i < b->via.map.size; i++) {
+    const msgpack_object_kv *kv = &b->via.map.ptr[i];
+    const msgpack_object *sv = NULL;
+    for (uint32_t j = 0; j < s->via.map.size; j++)
+      if (msgpack_object_equal(s->via.map.ptr[j].key, kv->key))
+        sv = &s->via.map.ptr[j].val;
+    if (sv && msgpack_object_equal(*sv, kv->val))
+      continue;
+    snprintf(why, cap, "%.*s differs from the ranking recomputed from the log",
+             (int)kv->key.via.str.size, kv->key.via.str.ptr);
+    if (!sv || sv->type != MSGPACK_OBJECT_ARRAY || kv->val.type != MSGPACK_OBJECT_ARRAY)
+      return;
+    for (uint32_t j = 0; j < kv->val.via.array.size; j++) {
+      const msgpack_object *row = &kv->val.via.array.ptr[j];
+      if (j < sv->via.array.size && msgpack_object_equal(sv->via.array.ptr[j], *row))
+        continue;
+      for (uint32_t k = 0; row->type == MSGPACK_OBJECT_MAP && k < row->via.map.size; k++)
+        if (row->via.map.ptr[k].val.type == MSGPACK_OBJECT_STR) {
+          snprintf(why, cap, "%.*s: the row of %.*s differs from the ranking recomputed from "
+                   "the log", (int)kv->key.via.str.size, kv->key.via.str.ptr,
+                   (int)row->via.map.ptr[k].val.via.str.size, row->via.map.ptr[k].val.via.str.ptr);
+          return;
+        }
+    }
+    return;
+  }
+}
+
+int rk_check(void *state, lx_txn_t *t, const lx_rec_t *rec, char *why, size_t cap) {
+  rk_t *r = state;
+  stored_t st = {"", ""};
+  rk_period_t p;
+  rk_calc_t c;
+  rk_body_each(rec, stored_part, &st);
+  int ti = !strcmp(st.tier, "community") ? 0 : !strcmp(st.tier, "township") ? 1 : -1;
+  if (ti < 0 || rk_period_parse(st.period, strlen(st.period), &p)) {
+    snprintf(why, cap, "no valid period and tier");
+    return 1;
+  }
+  if (rec->rat < rk_period_end(&p, r->off)) {
+    snprintf(why, cap, "appended before the period %s ended", st.period);
+    return 1;
+  }
+  if (rk_compute(r, t, &p, &c)) {
+    snprintf(why, cap, "the ranking could not be recomputed");
+    return 1;
+  }
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  rk_calc_pack(&c, ti, st.period, r->list_size, "", &pk);
+  rk_calc_free(&c);
+  msgpack_zone z;
+  msgpack_object mine, ev;
+  size_t off = 0, off2 = 0;
+  int rc = 1;
+  msgpack_zone_init(&z, 4096);
+  if (msgpack_unpack(sb.data, sb.size, &off, &z, &mine) == MSGPACK_UNPACK_SUCCESS &&
+      msgpack_unpack((const char *)rec->ev, rec->ev_len, &off2, &z, &ev) == MSGPACK_UNPACK_SUCCESS) {
+    const msgpack_object *body = body_of(&ev);
+    rc = body && msgpack_object_equal(*body, mine) ? 0 : 1;
+    if (rc)
+      explain(body ? body : &mine, &mine, why, cap);
+  }
+  msgpack_zone_destroy(&z);
+  msgpack_sbuffer_destroy(&sb);
+  return rc;
+}

@@ -418,3 +418,98 @@ def test_quarter_and_year_periods(tmp_path):
         assert r["final"] is True and all(x["received"] == 0 for x in r["ranking"]["rows"])
     finally:
         s.stop()
+
+
+# --- security: field keys refused, supervisors narrowed -----------------------------
+
+from test_security import secure, request as sec_request, publish as sec_publish  # noqa: E402,F401
+
+
+def test_field_denied_supervisor_narrowed(secure):
+    d = secure
+    for aid, unit in [("s1", "qd.hx.dy"), ("s2", "qd.xs.sq"), ("s3", "qd.nh.hb")]:
+        r = sec_publish(d, "admin", appeal(aid, unit=unit))
+        assert r["ok"], r
+    q = {"op": "rank", "tier": "community"}
+    r = sec_request(d, "field-hx", q, d.query)
+    assert r["ok"] is False and r["code"] == "E_DENIED", r
+    full = sec_request(d, "auditor", q, d.query)["ranking"]
+    assert sorted(x["unit"] for x in full["rows"]) == sorted(lxtest.COMMUNITIES)
+    mine = sec_request(d, "sup-hx", q, d.query)["ranking"]
+    assert [x["unit"] for x in mine["rows"]] == [x["unit"] for x in full["rows"]
+                                                  if x["unit"].startswith("qd.hx.")]
+    # Ranks stay county-wide; the lists name only units in the jurisdiction.
+    assert {x["unit"]: x["rank"] for x in mine["rows"]} == {
+        x["unit"]: x["rank"] for x in full["rows"] if x["unit"].startswith("qd.hx.")}
+    assert all(u.startswith("qd.hx.") for u in mine["red"] + mine["black"])
+    assert set(full["red"]) & {"qd.hx.dy"} <= set(mine["red"])
+    town = sec_request(d, "sup-hx", {"op": "rank", "tier": "township"}, d.query)["ranking"]
+    assert [x["unit"] for x in town["rows"]] == ["qd.hx"]
+    county = sec_request(d, "sup-qd", {"op": "rank", "tier": "township"}, d.query)["ranking"]
+    assert len(county["rows"]) == 3
+
+
+# --- the audit -------------------------------------------------------------------------
+
+TAMPER = os.path.join(lxtest.BUILD, "tests", "lx-tamper")
+
+
+def audit(cfg, data):
+    p = subprocess.run([lxtest.CLI, "audit", "--config", cfg, "--data", data],
+                       capture_output=True, text=True, timeout=120)
+    return p.returncode, p.stdout + p.stderr
+
+
+def test_audit_rebuilds_and_rechecks_rankings(tmp_path):
+    tmp = str(tmp_path)
+    cfg = config(tmp)
+    s = Script(tmp, cfg)
+    try:
+        s.at(ms(2026, 10, 30, 10))
+        s.pub(visit(unit="qd.hx.dy"))
+        s.at(ms(2026, 11, 2, 9))
+        for aid, unit in [("t1", "qd.hx.dy"), ("t2", "qd.xs.sq"), ("t3", "qd.nh.hb")]:
+            s.appeal(aid, unit)
+        s.pub(visit(unit="qd.hx.dy", appeal="t1"))
+        s.pub(resolution("t2", unit="qd.xs.sq"))
+        s.pub(feedback("t2", False, unit="qd.xs.sq"))
+        s.at(ms(2026, 11, 30, 23, 59, 58), settle=3)
+        recs = s.rankings()
+        assert len(recs) == 4
+        rc, out = audit(cfg, s.d.data)               # beside the serving daemon
+        assert rc == 0 and "0 discrepancies" in out, out
+    finally:
+        s.stop()
+    rc, out = audit(cfg, os.path.join(tmp, "data"))   # and stopped
+    assert rc == 0, out
+    # A forger changes one figure of November's community ranking and
+    # rewrites the chain after it: the chain holds, the re-check does not.
+    data = os.path.join(tmp, "data")
+    seq, ev = recs[2]
+    assert ev["body"]["period"] == "2026-11" and ev["body"]["tier"] == "community"
+    import shutil
+    for rechain, expect in ((True, "seq %d: ranking record: rows: the row of qd.hx.dy differs" % seq),
+                            (False, "seq %d: chain hash differs" % seq)):
+        copy = os.path.join(tmp, "forged-%s" % rechain)
+        shutil.copytree(data, copy)
+        # The stored bytes are the daemon's; find dy's `received` in them.
+        off = find_received(copy, seq)
+        args = [TAMPER] + (["--rechain"] if rechain else []) + [copy, "byte", str(seq), str(off)]
+        subprocess.run(args, check=True, capture_output=True)
+        rc, out = audit(cfg, copy)
+        assert rc == 1 and expect in out, out
+
+
+def find_received(data, seq):
+    """The offset of the first row's `received` value in the stored event
+    (the log's value is rat, chain hash, then the event)."""
+    import lmdb
+    import struct
+    env = lmdb.open(data, max_dbs=64, readonly=True, lock=False)
+    try:
+        with env.begin() as txn:
+            val = txn.get(struct.pack(">Q", seq), db=env.open_db(b"log", txn=txn, create=False))
+    finally:
+        env.close()
+    evb = bytes(val[8 + 32:])
+    return evb.index(b"\xa8received") + len(b"\xa8received")

@@ -25,6 +25,8 @@
  *   query(state, q)           for a request on the query socket whose op is
  *                             one of the plugin's `ops`, from a read
  *                             transaction of its own (see lx_query_t).
+ *   check(state, txn, rec, …) in an audit, before a record of the plugin's
+ *                             own types is rebuilt: was it due?
  *
  * Events a plugin appends go through the same validation and group commit
  * as client events, and are themselves offered to every plugin's apply and
@@ -246,6 +248,12 @@ typedef struct lx_plugin {
    * daemon's own (replay, appeal, head, units, stats). */
   const char *const *ops;
   int (*query)(void *state, lx_query_t *q);
+  /* For the audit (`lianxin audit`): re-checks a record of one of this
+   * plugin's types against the state rebuilt from the records before it
+   * (txn: the rebuild's write transaction, read only here). Returns 0 when
+   * the record is what the plugin would have written, or 1 with the
+   * difference in why[cap]. NULL: the plugin's records are not re-checked. */
+  int (*check)(void *state, lx_txn_t *txn, const lx_rec_t *rec, char *why, size_t cap);
 } lx_plugin_t;
 
 #define LX_PLUGIN_ENTRY_SYMBOL "lx_plugin_entry"
