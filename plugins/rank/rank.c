@@ -306,7 +306,10 @@ static int rank_period(rk_t *r, lx_txn_t *t, const rk_period_t *p) {
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     rk_calc_pack(&c, ti, name, r->list_size, "", &pk);
     lx_slice_t county = {r->county, strlen(r->county)};
-    int rc = r->api->append(r->host, "ranking", county, (const uint8_t *)sb.data, sb.size);
+    /* An event is at most 64 KiB with its envelope: too many units for one
+     * record is said, not retried every second. */
+    int rc = sb.size > RK_BODY_MAX ? -1
+             : r->api->append(r->host, "ranking", county, (const uint8_t *)sb.data, sb.size);
     if (rc)
       r->api->log(r->host, LX_PLOG_ERROR, "ranking %s/%s (%zu bytes) was not appended (%d)", name,
                   ti ? "township" : "community", sb.size, rc);

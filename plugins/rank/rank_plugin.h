@@ -10,6 +10,7 @@
 #include "rank.h"
 
 #define RK_PERIODS_PER_TURN 12 /* periods ranked per on_timer; the rest right after */
+#define RK_BODY_MAX (63 * 1024) /* a ranking's body, leaving room for the envelope */
 
 typedef struct rk {
   const lx_host_api_t *api;
