@@ -99,7 +99,9 @@ static int conf_weights(rk_t *r) {
     r->api->conf_error(r->host, "weights", "at least one weight must be above 0");
     bad = -1;
   }
-  for (int k = 0; k < RK_RATES && !bad; k++)
+  /* Weights that sum to 1 as written (0.30 + 0.35 + 0.35 is 0.9999999999999999
+   * in binary) are kept as written, so they are published as written. */
+  for (int k = 0; k < RK_RATES && !bad && fabs(sum - 1) > 1e-9; k++)
     r->w[k] /= sum;
   return bad;
 }

@@ -513,3 +513,70 @@ def find_received(data, seq):
         env.close()
     evb = bytes(val[8 + 32:])
     return evb.index(b"\xa8received") + len(b"\xa8received")
+
+
+# --- the CLI -----------------------------------------------------------------------------
+
+def cli(d, *args):
+    p = subprocess.run([lxtest.CLI, "--query", d.query, "--alerts", d.alerts] + list(args),
+                       capture_output=True, text=True, timeout=30)
+    return p.returncode, p.stdout, p.stderr
+
+
+def approx_equal(a, b):
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(approx_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(approx_equal(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) or isinstance(b, float):
+        return b is not None and a == pytest.approx(b, rel=1e-14)
+    return a == b
+
+
+def test_cli_rank_and_watch(tmp_path):
+    import json
+    s = Script(str(tmp_path), config(str(tmp_path)))
+    try:
+        s.at(ms(2026, 11, 2, 9))
+        for aid, unit in [("c1", "qd.hx.dy"), ("c2", "qd.xs.sq"), ("c3", "qd.xs.sq")]:
+            s.appeal(aid, unit)
+        s.pub(visit(unit="qd.hx.dy", appeal="c1"))          # dy: 100%, 0%, -
+        s.pub(resolution("c2", unit="qd.xs.sq"))            # sq: 50%, 50%, 100%
+        s.pub(feedback("c2", True, unit="qd.xs.sq"))
+        s.at(ms(2026, 11, 30, 23, 59, 58), settle=3)
+        rc, out, err = cli(s.d, "rank", "--period", "2026-11", "--tier", "community")
+        assert rc == 0, err
+        lines = out.splitlines()
+        assert lines[0].startswith("2026-11, community tier (final)")
+        assert "response 30.0%, resolution 35.0%, satisfaction 35.0%" in lines[0]
+        sq = [l for l in lines if "qd.xs.sq" in l][0].split()
+        # rank 1: (0.3*0.5 + 0.35*0.5 + 0.35*1) = 0.675
+        assert sq == ["1", "qd.xs.sq", "2", "50.0%", "50.0%", "100.0%", "67.5%", "red", "山泉村"]
+        dy = [l for l in lines if "qd.hx.dy" in l][0].split()
+        # rank 2: 0.3 / 0.65 = 46.2%
+        assert dy == ["2", "qd.hx.dy", "1", "100.0%", "0.0%", "-", "46.2%", "red", "东园社区"]
+        bl = [l for l in lines if "qd.hx.bl" in l][0].split()
+        assert bl == ["-", "qd.hx.bl", "0", "-", "-", "-", "-", "北岭村"]
+        rc, out, err = cli(s.d, "rank", "--period", "2026-11", "--json")
+        both = json.loads(out)
+        assert rc == 0 and [r["ranking"]["tier"] for r in both] == ["community", "township"]
+        stored = [ev["body"] for _, ev in s.rankings()]
+        # (The CLI prints numbers with 15 significant digits, as cJSON does.)
+        assert len(both) == len(stored) == 2
+        assert all(approx_equal(r["ranking"], b) for r, b in zip(both, stored))
+        rc, out, err = cli(s.d, "rank", "--json", "--tier", "township")   # the current period
+        assert rc == 0 and json.loads(out)["ranking"]["period"] == "2026-12"
+        assert json.loads(out)["final"] is False
+        rc, out, err = cli(s.d, "rank", "--period", "2026-13")
+        assert rc == 1 and "E_BADREQ" in err and "period" in err
+        rc, out, err = cli(s.d, "rank", "--tier", "county")
+        assert rc == 2 and "--tier" in err
+        # watch: the ranking alerts, replayed from the log, one readable line each.
+        n = len(s.d.replay_all(types=["escalation", "warning", "unanswered", "ranking"])[0])
+        rc, out, err = cli(s.d, "watch", "qd", "--from", "1", "--count", str(n))
+        assert rc == 0, err
+        got = [l for l in out.splitlines() if " ranking " in l]
+        assert "ranking qd 2026-11 community red qd.xs.sq,qd.hx.dy black -" in got[0], got
+        assert "ranking qd 2026-11 township red qd.xs,qd.hx black -" in got[1], got
+    finally:
+        s.stop()
