@@ -106,5 +106,7 @@ int cmd_replay(cli_t *c, int argc, char **argv);
 int cmd_watch(cli_t *c, int argc, char **argv);
 /* passwd.c */
 int cmd_passwd(cli_t *c, int argc, char **argv);
+/* rank.c */
+int cmd_rank(cli_t *c, int argc, char **argv);
 
 #endif

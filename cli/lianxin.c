@@ -294,6 +294,7 @@ static const char main_help[] =
   "  stats              the daemon's counters\n"
   "  appeal ID          an appeal's state (now, or --at a past time)\n"
   "  watch PREFIX       print alerts about units under PREFIX as they come\n"
+  "  rank               a period's red and black lists, recomputed from the log\n"
   "  keygen NAME        write a CURVE key pair (or --sign: an Ed25519 pair)\n"
   "  passwd NAME        print a users-file line for lianxin-web (password on stdin)\n"
   "  verify             recompute the hash chain, checkpoints and head (auditors)\n"
@@ -684,6 +685,22 @@ static const struct cli_cmd commands[] = {
    "\n"
    "Exit status: 0 interrupted, or N alerts printed; 1 the daemon refused a\n"
    "replay; 2 usage or transport error (including a query timeout).\n"},
+  {"rank", cmd_rank,
+   "usage: lianxin rank [--period P] [--tier community|township] [--json [--compact]]\n"
+   "\n"
+   "Prints the ranking of the units of a tier for a period (红黑榜), as the\n"
+   "rank plugin recomputes it from the log (the rank op): each unit's rank,\n"
+   "appeals received, response, resolution and satisfaction rates, score,\n"
+   "and whether it is on the red or the black list, with its name.\n"
+   "\n"
+   "  --period P  2026-11 (a month), 2026-Q4 (a quarter) or 2026 (a year);\n"
+   "              default: the daemon's current period (as configured)\n"
+   "  --tier T    community or township; default: both\n"
+   "  --json      the daemon's reply as JSON (both tiers: an array of two);\n"
+   "              --compact: on one line\n"
+   "\n"
+   "A period that has not ended is marked \"so far\". Exit 1 if the daemon\n"
+   "refuses (E_BADREQ for a malformed period; E_DENIED for a field key).\n"},
   {"keygen", cmd_keygen,
    "usage: lianxin keygen [--sign] NAME\n"
    "\n"

@@ -8,7 +8,7 @@
  * connection is re-made: watch keeps `last`, the highest seq it has handled,
  * and when a live alert's seq S leaves a gap (S > last + 1) it replays
  * [last + 1, S - 1] through the query socket first, turning each
- * `escalation`, `warning` and `unanswered` record into the alert the daemon
+ * `escalation`, `warning`, `unanswered` and `ranking` record into the alert the daemon
  * made of it (plugins/escalate/escalate.c, publish()). With --from it first
  * replays from that seq to the head, having subscribed before, so nothing
  * published meanwhile is lost; live alerts already replayed are skipped.
@@ -34,7 +34,9 @@
 #define W_GO (-1)
 
 /* The record types whose records the daemon publishes as alerts. */
-static const char *const alert_types[] = {"escalation", "warning", "unanswered", NULL};
+static const char *const alert_types[] = {"escalation", "warning", "unanswered", "ranking",
+                                           NULL};
+#define ALERT_TYPES 4
 
 static volatile sig_atomic_t watch_stop;
 
@@ -171,6 +173,7 @@ static bool is_time_key(const char *k)
  *   AT seq N KIND UNIT appeal ID TIER deadline T next T  (overdue, reminder)
  *   AT seq N warning UNIT appeal ID TIER deadline T
  *   AT seq N unanswered UNIT appeal ID TIER due T
+ *   AT seq N ranking COUNTY PERIOD TIER red P,P,P black P,P,P
  * Fields of kinds this client does not know follow as " key value". */
 static void put_field(const char *label, const msgpack_object *o, bool is_time)
 {
@@ -180,10 +183,26 @@ static void put_field(const char *label, const msgpack_object *o, bool is_time)
   put_value(o, is_time);
 }
 
+/* A ranking's red or black list: " red qd.hx.dy,qd.hx.xc" ("-" when empty). */
+static void put_paths(const char *label, const msgpack_object *o)
+{
+  if (o == NULL || o->type != MSGPACK_OBJECT_ARRAY)
+    return;
+  printf(" %s ", label);
+  if (o->via.array.size == 0)
+    putchar('-');
+  for (uint32_t i = 0; i < o->via.array.size; i++) {
+    if (i)
+      putchar(',');
+    put_value(&o->via.array.ptr[i], false);
+  }
+}
+
 static void print_text(const msgpack_object *a, bool replayed)
 {
   static const char *const shown[] = {"seq", "kind", "unit", "at", "appeal", "from",
-                                      "to", "tier", "deadline", "next", "due", NULL};
+                                      "to", "tier", "deadline", "next", "due", "period",
+                                      "red", "black", NULL};
   const msgpack_object *at = mp_get(a, "at"), *seq = mp_get(a, "seq"), *kind = mp_get(a, "kind");
   const msgpack_object *unit = mp_get(a, "unit"), *appeal = mp_get(a, "appeal");
   const msgpack_object *from = mp_get(a, "from"), *to = mp_get(a, "to"), *tier = mp_get(a, "tier");
@@ -200,6 +219,8 @@ static void print_text(const msgpack_object *a, bool replayed)
     put_field(NULL, unit, false);
   if (appeal != NULL)
     put_field("appeal", appeal, false);
+  if ((v = mp_get(a, "period")) != NULL)
+    put_field(NULL, v, false);
   bool moved = from != NULL && to != NULL && from->type == MSGPACK_OBJECT_STR &&
                to->type == MSGPACK_OBJECT_STR && !msgpack_object_equal(*from, *to);
   if (moved) {
@@ -217,6 +238,8 @@ static void print_text(const msgpack_object *a, bool replayed)
     put_field("due", v, true);
   if ((v = mp_get(a, "next")) != NULL)
     put_field("next", v, true);
+  put_paths("red", mp_get(a, "red"));
+  put_paths("black", mp_get(a, "black"));
   for (uint32_t i = 0; i < a->via.map.size; i++) {
     const msgpack_object *k = &a->via.map.ptr[i].key;
     char name[64];
@@ -263,6 +286,45 @@ static int emit(watch_t *w, const msgpack_object *a, bool replayed)
 
 /* --- replay: filling a gap ------------------------------------------------ */
 
+/* The `ranking` alert of the rank plugin: {seq, kind, unit, at} and the
+ * body's period, tier, red and black. Returns 1 when it was built. */
+static int ranking_alert(const msgpack_object *rec, uint64_t seq, uint64_t rat,
+                         msgpack_sbuffer *sb)
+{
+  static const char *const keys[] = {"period", "tier", "red", "black"};
+  const msgpack_object *evb = mp_get(rec, "ev");
+  msgpack_unpacked u;
+  size_t off = 0;
+  int built = 0;
+  msgpack_unpacked_init(&u);
+  if (msgpack_unpack_next(&u, evb->via.bin.ptr, evb->via.bin.size, &off) == MSGPACK_UNPACK_SUCCESS) {
+    const msgpack_object *body = mp_get(&u.data, "body"), *unit = mp_get(&u.data, "unit");
+    const msgpack_object *v[4];
+    built = body != NULL && body->type == MSGPACK_OBJECT_MAP;
+    for (int i = 0; i < 4 && built; i++)
+      built = (v[i] = mp_get(body, keys[i])) != NULL;
+    if (built) {
+      msgpack_packer pk;
+      msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+      msgpack_pack_map(&pk, 8);
+      pack_cstr(&pk, "seq");
+      msgpack_pack_uint64(&pk, seq);
+      pack_cstr(&pk, "kind");
+      pack_cstr(&pk, "ranking");
+      pack_cstr(&pk, "unit");
+      msgpack_pack_object(&pk, *unit);
+      pack_cstr(&pk, "at");
+      msgpack_pack_uint64(&pk, rat);
+      for (int i = 0; i < 4; i++) {
+        pack_cstr(&pk, keys[i]);
+        msgpack_pack_object(&pk, *v[i]);
+      }
+    }
+  }
+  msgpack_unpacked_destroy(&u);
+  return built;
+}
+
 /* Builds the alert the daemon publishes for this record, or returns 1 when
  * the record is not one that makes an alert. The map is
  *   {seq, kind, unit, at: rat, ...body without kind, [tier: body.to]}
@@ -291,6 +353,10 @@ static int record_alert(const msgpack_object *rec, msgpack_sbuffer *sb, char *wh
   const msgpack_object nil = {.type = MSGPACK_OBJECT_NIL}; /* mp_get finds nothing in it */
   if (body == NULL || body->type != MSGPACK_OBJECT_MAP)
     body = &nil;
+  if (mp_str_is(type, "ranking") && unit != NULL && unit->type == MSGPACK_OBJECT_STR) {
+    msgpack_unpacked_destroy(&u);
+    return 1 - ranking_alert(rec, seq, rat, sb);
+  }
   bool known = false;
   for (size_t i = 0; alert_types[i] != NULL && !known; i++)
     known = mp_str_is(type, alert_types[i]);
@@ -412,7 +478,7 @@ static void pack_request(const watch_t *w, msgpack_sbuffer *sb, uint64_t from, b
   }
   if (!w->no_types) {
     pack_cstr(&pk, "types");
-    msgpack_pack_array(&pk, 3);
+    msgpack_pack_array(&pk, ALERT_TYPES);
     for (size_t i = 0; alert_types[i] != NULL; i++)
       pack_cstr(&pk, alert_types[i]);
   }

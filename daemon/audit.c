@@ -16,6 +16,9 @@
  * escalation record: the appeal was open at the tier it left, the deadline
  * it names is the one it had and had passed, and `next` is that deadline
  * moved on by the next tier's working days on the configured calendar.
+ * Records of a plugin's own types are offered to that plugin's `check`
+ * (lx/plugin.h) at the same point: a `ranking` must equal the ranking the
+ * rank plugin recomputes from the records before it.
  * At the end, an open appeal whose deadline (or next reminder) passed
  * before the log's last record is a missing escalation.
  */
@@ -147,6 +150,11 @@ static int apply_live(void *arg, const lx_record_t *r) {
   }
   if (ev.type == LX_EV_ESCALATION)
     check_escalation(a, b->txn, &ev, r->seq, r->rat);
+  char why[300];
+  if (lx_plugins_check(&a->d, b->txn, r->seq, r->rat, &ev, r->ev, r->ev_len, why, sizeof why)) {
+    problem(a, "seq %llu: %.*s record: %s", (unsigned long long)r->seq, (int)ev.type_name.n,
+            ev.type_name.p, why);
+  }
   lx_apply_t ap = {.ev = &ev, .bytes = r->ev, .len = r->ev_len,
                    .content = (const uint8_t *)a->content.data, .content_len = a->content.size,
                    .rat = r->rat};

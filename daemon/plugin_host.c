@@ -399,3 +399,25 @@ int lx_plugins_query(lx_daemon_t *d, const char *op, const uint8_t *req, size_t 
   free(q.reply);
   return rc;
 }
+
+/* --- the audit -------------------------------------------------------------------- */
+
+int lx_plugins_check(lx_daemon_t *d, MDB_txn *txn, uint64_t seq, uint64_t rat,
+                     const lx_event_t *ev, const uint8_t *bytes, size_t len, char *why,
+                     size_t cap) {
+  lx_rec_t r;
+  lx_txn_t t;
+  if (ev->type != LX_EV_PLUGIN)
+    return 0;
+  lx_plugin_rec_init(&r, seq, rat, ev, bytes, len);
+  for (size_t i = 0; i < d->n_hosts; i++) {
+    const lx_plugin_t *p = d->hosts[i]->plugin;
+    for (const char *const *ty = p->types; p->check && ty && *ty; ty++)
+      if (strlen(*ty) == ev->type_name.n && memcmp(*ty, ev->type_name.p, ev->type_name.n) == 0) {
+        lx_plugin_txn_init(&t, d->store, txn, seq);
+        t.write = false; /* the check only reads */
+        return p->check(d->hosts[i]->state, &t, &r, why, cap) ? 1 : 0;
+      }
+  }
+  return 0;
+}

@@ -56,6 +56,14 @@ int lx_plugins_query(struct lx_daemon *d, const char *op, const uint8_t *req, si
                      const char *jurisdiction, MDB_txn *txn, msgpack_sbuffer *out,
                      lx_error_t *err);
 
+/* In an audit, before the record at seq is rebuilt into txn: asks the
+ * plugin that declared its type (if it has a check) whether the record is
+ * what it would have written. Returns 0, or 1 with the difference in
+ * why[cap]. */
+int lx_plugins_check(struct lx_daemon *d, MDB_txn *txn, uint64_t seq, uint64_t rat,
+                     const lx_event_t *ev, const uint8_t *bytes, size_t len, char *why,
+                     size_t cap);
+
 /* After an appended event of this plugin failed to commit: try again soon. */
 void lx_plugins_retry_later(struct lx_daemon *d, const char *actor, size_t len);
 

@@ -8,6 +8,7 @@
 #include <msgpack.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "calendar.h"
@@ -148,6 +149,50 @@ static int h_unit_at_tier(lx_host_t *h, lx_slice_t unit, int tier, char out[100]
     return -1;
   snprintf(out, 100, "%s", cfg->units[i].path);
   return 0;
+}
+
+/* The value of `key` in the config's escalate entry, as an integer from 1
+ * to max, or dflt. For escalate itself its own keys are read (a unit test
+ * may give them apart from the file). Marks nothing used. */
+static long escalate_int(lx_host_t *h, const char *key, long dflt, long max) {
+  lx_plugin_env_t *e = env_of(h);
+  const lx_conf_kv_t *kv = NULL;
+  size_t n = 0;
+  if (strcmp(e->name, "escalate") == 0) {
+    kv = e->kv;
+    n = e->n_kv;
+  } else {
+    for (size_t i = 0; i < e->cfg->n_plugins && !kv; i++)
+      if (strcmp(e->cfg->plugins[i].name, "escalate") == 0) {
+        kv = e->cfg->plugins[i].kv;
+        n = e->cfg->plugins[i].n_kv;
+      }
+  }
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(kv[i].key, key) == 0 && kv[i].value) {
+      char *end;
+      long v = strtol(kv[i].value, &end, 10);
+      return *kv[i].value && !*end && v >= 1 && v <= max ? v : dflt;
+    }
+  return dflt;
+}
+
+static int64_t h_response_due(lx_host_t *h, int64_t opened, int urgent) {
+  if (urgent)
+    return opened + escalate_int(h, "urgent_response_hours", 2, 240) * 3600000LL;
+  return lx_calendar_deadline(env_of(h)->cal, opened, (int)escalate_int(h, "response_days", 1, 60));
+}
+
+static int64_t h_utc_offset_ms(lx_host_t *h) {
+  return (int64_t)env_of(h)->cfg->calendar.utc_offset_min * 60000;
+}
+
+static const char *h_unit_path(lx_host_t *h, size_t i, int *tier) {
+  const lx_config_t *cfg = env_of(h)->cfg;
+  if (i >= cfg->n_units)
+    return NULL;
+  *tier = cfg->units[i].tier;
+  return cfg->units[i].path;
 }
 
 /* --- the plugin's own databases ------------------------------------------------ */
@@ -323,7 +368,8 @@ static int h_log_scan(lx_txn_t *t, int64_t since, int64_t until, lx_rec_cb cb, v
  * libuv's UV_ERRNO_MAP, so a new slot is one word here. */
 #define TXN_SLOT_MAP(XX)                                                                        \
   XX(conf_str) XX(conf_items) XX(conf_error) XX(conf_item_error) XX(deadline) XX(next_workday_end) XX(tier_days) XX(unit_at_tier) XX(db_open)     \
-  XX(get) XX(put) XX(del) XX(scan) XX(read_end) XX(appeal) XX(set_deadline) XX(log_scan)
+  XX(get) XX(put) XX(del) XX(scan) XX(read_end) XX(appeal) XX(set_deadline) XX(log_scan) \
+  XX(response_due) XX(utc_offset_ms) XX(unit_path)
 
 void lx_plugin_txn_fill(lx_host_api_t *api) {
 #define XX(slot) api->slot = h_##slot;

@@ -311,20 +311,41 @@ static int fill_slots(const schema_t *sc, const msgpack_object *map,
 static int walk_map(const schema_t *sc, const msgpack_object *map, lx_event_t *ev,
                     msgpack_packer *pk, const lx_schema_ctx_t *ctx, lx_error_t *e);
 
-/* Checks the body against its type's table and packs it. */
-/* A plugin type's body: any map of scalars, packed as given (plugins are
- * deterministic, so the bytes are too). */
+/* A value in a plugin type's body: a scalar, or (depth > 0) a list or a
+ * map with string keys whose values are values one level down. A ranking
+ * holds a list of maps of scalars (its rows), maps and lists of scalars. */
+static bool plugin_value_ok(const msgpack_object *o, int depth) {
+  switch (o->type) {
+  case MSGPACK_OBJECT_EXT:
+    return false;
+  case MSGPACK_OBJECT_STR:
+    return utf8_ok((const uint8_t *)o->via.str.ptr, o->via.str.size);
+  case MSGPACK_OBJECT_ARRAY:
+    for (uint32_t i = 0; i < o->via.array.size; i++)
+      if (depth == 0 || !plugin_value_ok(&o->via.array.ptr[i], depth - 1))
+        return false;
+    return true;
+  case MSGPACK_OBJECT_MAP:
+    for (uint32_t i = 0; i < o->via.map.size; i++)
+      if (depth == 0 || o->via.map.ptr[i].key.type != MSGPACK_OBJECT_STR ||
+          !plugin_value_ok(&o->via.map.ptr[i].val, depth - 1))
+        return false;
+    return true;
+  default:
+    return true;
+  }
+}
+
+/* A plugin type's body, packed as given (plugins are deterministic, so the
+ * bytes are too). */
 static int walk_plugin_body(const msgpack_object *body, lx_event_t *ev, msgpack_packer *pk,
                             lx_error_t *e) {
   for (uint32_t i = 0; i < body->via.map.size; i++) {
     const msgpack_object_kv *kv = &body->via.map.ptr[i];
     int t = kv->val.type;
-    if (t == MSGPACK_OBJECT_ARRAY || t == MSGPACK_OBJECT_MAP || t == MSGPACK_OBJECT_EXT)
-      return lx_fail(e, LX_ESCHEMA, "body.%.*s: expected a scalar", (int)kv->key.via.str.size,
-                     kv->key.via.str.ptr);
-    if (t == MSGPACK_OBJECT_STR && !utf8_ok((const uint8_t *)kv->val.via.str.ptr, kv->val.via.str.size))
-      return lx_fail(e, LX_ESCHEMA, "body.%.*s: not valid UTF-8", (int)kv->key.via.str.size,
-                     kv->key.via.str.ptr);
+    if (!plugin_value_ok(&kv->val, 2))
+      return lx_fail(e, LX_ESCHEMA, "body.%.*s: expected a scalar, or a list or map of them",
+                     (int)kv->key.via.str.size, kv->key.via.str.ptr);
     if (lx_mp_str_eq(&kv->key, "appeal")) {
       if (t != MSGPACK_OBJECT_STR || kv->val.via.str.size == 0 ||
           kv->val.via.str.size > LX_APPEAL_ID_MAX)

@@ -46,7 +46,6 @@
 #define SLICE_KEYS 4096    /* index keys looked at per on_timer */
 #define ID_MAX 64          /* longer appeal ids get no clocks */
 #define KEY_MAX (9 + ID_MAX)
-#define HOUR_MS 3600000LL
 #define NEVER INT64_MAX
 
 typedef struct esc_state {
@@ -132,6 +131,7 @@ static int esc_init(const lx_host_api_t *api, lx_host_t *host, void **state) {
   e->api = api;
   e->host = host;
   int bad = conf_share(e);
+  /* Checked here; api->response_due reads the same two keys (lx/plugin.h). */
   bad |= conf_int(e, "response_days", 1, 1, 60, &e->response_days);
   bad |= conf_int(e, "urgent_response_hours", 2, 1, 240, &e->urgent_response_hours);
   bad |= conf_int(e, "reminder_days", 1, 1, 60, &e->reminder_days);
@@ -237,8 +237,8 @@ static void apply_appeal(esc_t *e, lx_txn_t *t, const lx_rec_t *r) {
   int days = e->api->tier_days(e->host, LX_COMMUNITY, r->category, r->urgent);
   int64_t deadline = e->api->deadline(e->host, r->rat, days);
   clock_start(e, t, r->appeal, &st, LX_COMMUNITY, r->rat, deadline);
-  st.respond_by = r->urgent ? r->rat + e->urgent_response_hours * HOUR_MS
-                            : e->api->deadline(e->host, r->rat, e->response_days);
+  /* The host's clock, which rank's `responded` counts by too. */
+  st.respond_by = e->api->response_due(e->host, r->rat, r->urgent);
   due_put(e, t, st.respond_by, K_RESPONSE, r->appeal);
   e->api->set_deadline(t, r->appeal, deadline);
   save(e, t, r->appeal, &st);

@@ -389,6 +389,39 @@ uint64_t mh_submit(mh_t *h, const char *type, const char *unit, const uint8_t *b
   return it.seq;
 }
 
+uint64_t mh_submit_daemon(mh_t *h, const char *type, const char *unit, const uint8_t *body,
+                          size_t len) {
+  item_t it;
+  char id[40];
+  msgpack_zone zone;
+  msgpack_zone_init(&zone, 4096);
+  snprintf(id, sizeof id, "lx-%032llx", (unsigned long long)++h->next_id);
+  encode(&it.frame, id, type, h->now, unit, "escalate", body, len);
+  decode_item(h, &it, &zone, true);
+  commit_batch(h, &it, 1, true);
+  free_items(&it, 1);
+  msgpack_zone_destroy(&zone);
+  flush(h);
+  return it.seq;
+}
+
+int mh_query(mh_t *h, const char *op, const uint8_t *req, size_t len, const char *jurisdiction,
+             uint8_t **reply, size_t *reply_len, char q_error[256]) {
+  lx_txn_t t = {.store = h->d.store};
+  assert_non_null(h->plugin->query);
+  assert_int_equal(lx_store_read_begin(h->d.store, &t.txn), 0);
+  lx_query_t q = {.op = op, .req = req, .req_len = len, .jurisdiction = jurisdiction,
+                  .txn = &t, .now = h->now};
+  int rc = h->plugin->query(h->state, &q);
+  lx_store_read_end(h->d.store, t.txn);
+  snprintf(q_error, 256, "%s", q.error);
+  *reply = q.reply;
+  *reply_len = q.reply_len;
+  if (rc)
+    free(q.reply);
+  return rc;
+}
+
 /* --- bodies a field app sends ----------------------------------------------------- */
 
 typedef struct body {

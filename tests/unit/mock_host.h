@@ -141,6 +141,18 @@ uint64_t mh_visit(mh_t *h, const char *appeal, const char *unit);
 uint64_t mh_resolution(mh_t *h, const char *appeal, const char *unit, const char *outcome);
 uint64_t mh_feedback(mh_t *h, const char *appeal, const char *unit, bool satisfied);
 
+/* Stores an event of a type only the daemon writes (an `escalation`), as
+ * escalate would append it; it is kept in h->recs like the plugin's own. */
+uint64_t mh_submit_daemon(mh_t *h, const char *type, const char *unit, const uint8_t *body,
+                          size_t len);
+
+/* Asks the plugin's query op with request map req[len] at the fake clock,
+ * confined to jurisdiction ("" for all), from a read transaction of its
+ * own. Returns what query returned; on 0 *reply (caller frees) holds the
+ * reply map; q_error gets the plugin's error text. */
+int mh_query(mh_t *h, const char *op, const uint8_t *req, size_t len, const char *jurisdiction,
+             uint8_t **reply, size_t *reply_len, char q_error[256]);
+
 /* Moves the clock to `to` (never back), firing the timer each time it is
  * due on the way, at the time it was armed for. */
 void mh_advance(mh_t *h, int64_t to);

@@ -141,7 +141,7 @@ static void test_sample_loads(void **state)
   assert_non_null(strstr(cfg.store_path, "config/../data"));
   assert_int_equal(cfg.map_size, 64ULL << 20);
   assert_int_equal(cfg.map_max, 16ULL << 30);
-  assert_int_equal(cfg.n_plugins, 1);
+  assert_true(cfg.n_plugins >= 1); /* escalate first, then the assessment plugins */
   assert_string_equal(cfg.plugins[0].name, "escalate");
   assert_null(cfg.plugins[0].path);
   assert_int_equal(cfg.plugins[0].n_kv, 4);

@@ -25,6 +25,8 @@
  *   query(state, q)           for a request on the query socket whose op is
  *                             one of the plugin's `ops`, from a read
  *                             transaction of its own (see lx_query_t).
+ *   check(state, txn, rec, …) in an audit, before a record of the plugin's
+ *                             own types is rebuilt: was it due?
  *
  * Events a plugin appends go through the same validation and group commit
  * as client events, and are themselves offered to every plugin's apply and
@@ -210,6 +212,21 @@ typedef struct lx_host_api {
    * calls cb for each record with since <= rat < until, in log order, until
    * cb returns non-zero (returned) or the range ends (0). Any transaction. */
   int (*log_scan)(lx_txn_t *t, int64_t since, int64_t until, lx_rec_cb cb, void *arg);
+
+  /* The first-response deadline of an appeal received at `opened`: the one
+   * clock both escalate (its `unanswered` record) and rank (`responded`)
+   * count by. It is `response_days` working days after `opened` on the
+   * calendar, or `urgent_response_hours` hours for an urgent appeal, both
+   * read from the config's `escalate` entry (for escalate itself: its own
+   * entry), defaults 1 and 2 when the entry or the key is absent. The
+   * values are not checked here: escalate's init reports bad ones. */
+  int64_t (*response_due)(lx_host_t *h, int64_t opened, int urgent);
+  /* calendar.utc_offset in ms (local time minus UTC; +08:00 is 28800000):
+   * what local dates and periods are counted in. */
+  int64_t (*utc_offset_ms)(lx_host_t *h);
+  /* The i-th configured unit (parents first, as in the config), with its
+   * tier in *tier; NULL past the last one. Valid until close. */
+  const char *(*unit_path)(lx_host_t *h, size_t i, int *tier);
 } lx_host_api_t;
 
 typedef struct lx_plugin {
@@ -217,7 +234,9 @@ typedef struct lx_plugin {
   const char *name;
   const char *description;
   /* Event types this plugin may append besides `escalation`; NULL-ended.
-   * Clients may never publish them. Bodies are MessagePack maps of scalars. */
+   * Clients may never publish them. Bodies are MessagePack maps whose values
+   * are scalars, or lists and maps of scalars, or lists of such maps (a
+   * ranking's rows). */
   const char *const *types;
   int (*init)(const lx_host_api_t *api, lx_host_t *host, void **state);
   void (*apply)(void *state, lx_txn_t *txn, const lx_rec_t *rec);
@@ -229,6 +248,12 @@ typedef struct lx_plugin {
    * daemon's own (replay, appeal, head, units, stats). */
   const char *const *ops;
   int (*query)(void *state, lx_query_t *q);
+  /* For the audit (`lianxin audit`): re-checks a record of one of this
+   * plugin's types against the state rebuilt from the records before it
+   * (txn: the rebuild's write transaction, read only here). Returns 0 when
+   * the record is what the plugin would have written, or 1 with the
+   * difference in why[cap]. NULL: the plugin's records are not re-checked. */
+  int (*check)(void *state, lx_txn_t *txn, const lx_rec_t *rec, char *why, size_t cap);
 } lx_plugin_t;
 
 #define LX_PLUGIN_ENTRY_SYMBOL "lx_plugin_entry"
