@@ -150,6 +150,8 @@ static int h_unit_at_tier(lx_host_t *h, lx_slice_t unit, int tier, char out[100]
   return 0;
 }
 
+static int h_utc_offset_min(lx_host_t *h) { return env_of(h)->cfg->calendar.utc_offset_min; }
+
 /* --- the plugin's own databases ------------------------------------------------ */
 
 static int h_db_open(lx_host_t *h, const char *name, lx_db_t *db) {
@@ -323,7 +325,7 @@ static int h_log_scan(lx_txn_t *t, int64_t since, int64_t until, lx_rec_cb cb, v
  * libuv's UV_ERRNO_MAP, so a new slot is one word here. */
 #define TXN_SLOT_MAP(XX)                                                                        \
   XX(conf_str) XX(conf_items) XX(conf_error) XX(conf_item_error) XX(deadline) XX(next_workday_end) XX(tier_days) XX(unit_at_tier) XX(db_open)     \
-  XX(get) XX(put) XX(del) XX(scan) XX(read_end) XX(appeal) XX(set_deadline) XX(log_scan)
+  XX(get) XX(put) XX(del) XX(scan) XX(read_end) XX(appeal) XX(set_deadline) XX(log_scan) XX(utc_offset_min)
 
 void lx_plugin_txn_fill(lx_host_api_t *api) {
 #define XX(slot) api->slot = h_##slot;

@@ -312,19 +312,37 @@ static int walk_map(const schema_t *sc, const msgpack_object *map, lx_event_t *e
                     msgpack_packer *pk, const lx_schema_ctx_t *ctx, lx_error_t *e);
 
 /* Checks the body against its type's table and packs it. */
-/* A plugin type's body: any map of scalars, packed as given (plugins are
- * deterministic, so the bytes are too). */
+/* A value inside a plugin type's body: scalars, and lists and maps of them
+ * (lx_mp_check has bounded the depth); no ext types, strings in UTF-8. */
+static bool plugin_value_ok(const msgpack_object *o) {
+  if (o->type == MSGPACK_OBJECT_EXT)
+    return false;
+  if (o->type == MSGPACK_OBJECT_STR)
+    return utf8_ok((const uint8_t *)o->via.str.ptr, o->via.str.size);
+  if (o->type == MSGPACK_OBJECT_ARRAY) {
+    for (uint32_t i = 0; i < o->via.array.size; i++)
+      if (!plugin_value_ok(&o->via.array.ptr[i]))
+        return false;
+  } else if (o->type == MSGPACK_OBJECT_MAP) {
+    for (uint32_t i = 0; i < o->via.map.size; i++)
+      if (o->via.map.ptr[i].key.type != MSGPACK_OBJECT_STR ||
+          !plugin_value_ok(&o->via.map.ptr[i].key) || !plugin_value_ok(&o->via.map.ptr[i].val))
+        return false;
+  }
+  return true;
+}
+
+/* A plugin type's body: a map of scalars, lists and maps (a quota record's
+ * `behind`), packed as given (plugins are deterministic, so the bytes are
+ * too). */
 static int walk_plugin_body(const msgpack_object *body, lx_event_t *ev, msgpack_packer *pk,
                             lx_error_t *e) {
   for (uint32_t i = 0; i < body->via.map.size; i++) {
     const msgpack_object_kv *kv = &body->via.map.ptr[i];
     int t = kv->val.type;
-    if (t == MSGPACK_OBJECT_ARRAY || t == MSGPACK_OBJECT_MAP || t == MSGPACK_OBJECT_EXT)
-      return lx_fail(e, LX_ESCHEMA, "body.%.*s: expected a scalar", (int)kv->key.via.str.size,
-                     kv->key.via.str.ptr);
-    if (t == MSGPACK_OBJECT_STR && !utf8_ok((const uint8_t *)kv->val.via.str.ptr, kv->val.via.str.size))
-      return lx_fail(e, LX_ESCHEMA, "body.%.*s: not valid UTF-8", (int)kv->key.via.str.size,
-                     kv->key.via.str.ptr);
+    if (!plugin_value_ok(&kv->val))
+      return lx_fail(e, LX_ESCHEMA, "body.%.*s: expected scalars, lists and maps of them in UTF-8",
+                     (int)kv->key.via.str.size, kv->key.via.str.ptr);
     if (lx_mp_str_eq(&kv->key, "appeal")) {
       if (t != MSGPACK_OBJECT_STR || kv->val.via.str.size == 0 ||
           kv->val.via.str.size > LX_APPEAL_ID_MAX)

@@ -210,6 +210,10 @@ typedef struct lx_host_api {
    * calls cb for each record with since <= rat < until, in log order, until
    * cb returns non-zero (returned) or the range ends (0). Any transaction. */
   int (*log_scan)(lx_txn_t *t, int64_t since, int64_t until, lx_rec_cb cb, void *arg);
+
+  /* The calendar's utc_offset: local time minus UTC, in minutes (+480 for
+   * +08:00), for plugins that count local dates, months and years. */
+  int (*utc_offset_min)(lx_host_t *h);
 } lx_host_api_t;
 
 typedef struct lx_plugin {
@@ -217,7 +221,8 @@ typedef struct lx_plugin {
   const char *name;
   const char *description;
   /* Event types this plugin may append besides `escalation`; NULL-ended.
-   * Clients may never publish them. Bodies are MessagePack maps of scalars. */
+   * Clients may never publish them. Bodies are MessagePack maps; values may
+   * be lists and maps (a quota's `behind`), nested at most two deep. */
   const char *const *types;
   int (*init)(const lx_host_api_t *api, lx_host_t *host, void **state);
   void (*apply)(void *state, lx_txn_t *txn, const lx_rec_t *rec);
