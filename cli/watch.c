@@ -8,8 +8,9 @@
  * connection is re-made: watch keeps `last`, the highest seq it has handled,
  * and when a live alert's seq S leaves a gap (S > last + 1) it replays
  * [last + 1, S - 1] through the query socket first, turning each
- * `escalation`, `warning` and `unanswered` record into the alert the daemon
- * made of it (plugins/escalate/escalate.c, publish()). With --from it first
+ * `escalation`, `warning`, `unanswered`, `quota` and `hotspot` record into
+ * the alert the daemon made of it (plugins/escalate/escalate.c, publish();
+ * the quota and hotspot plugins publish their record's body as it is). With --from it first
  * replays from that seq to the head, having subscribed before, so nothing
  * published meanwhile is lost; live alerts already replayed are skipped.
  *
@@ -34,7 +35,8 @@
 #define W_GO (-1)
 
 /* The record types whose records the daemon publishes as alerts. */
-static const char *const alert_types[] = {"escalation", "warning", "unanswered", NULL};
+static const char *const alert_types[] = {"escalation", "warning", "unanswered", "quota",
+                                          "hotspot", NULL};
 
 static volatile sig_atomic_t watch_stop;
 
@@ -97,7 +99,7 @@ static bool parse_prefix(const char *s, char *out, size_t cap)
 
 /* ms since the epoch as ISO 8601 in the local time zone, e.g.
  * 2026-03-05T18:00:00+08:00 (seconds: alerts are about deadlines). */
-static void fmt_time(int64_t ms, char out[48])
+void cli_fmt_time(int64_t ms, char out[48])
 {
   time_t t = (time_t)(ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000));
   struct tm tm;
@@ -135,7 +137,7 @@ static void put_value(const msgpack_object *o, bool is_time)
     break;
   case MSGPACK_OBJECT_POSITIVE_INTEGER:
     if (is_time && o->via.u64 <= INT64_MAX) {
-      fmt_time((int64_t)o->via.u64, buf);
+      cli_fmt_time((int64_t)o->via.u64, buf);
       fputs(buf, stdout);
     } else {
       printf("%" PRIu64, o->via.u64);
@@ -143,7 +145,7 @@ static void put_value(const msgpack_object *o, bool is_time)
     break;
   case MSGPACK_OBJECT_NEGATIVE_INTEGER:
     if (is_time) {
-      fmt_time(o->via.i64, buf);
+      cli_fmt_time(o->via.i64, buf);
       fputs(buf, stdout);
     } else {
       printf("%" PRId64, o->via.i64);
@@ -171,6 +173,8 @@ static bool is_time_key(const char *k)
  *   AT seq N KIND UNIT appeal ID TIER deadline T next T  (overdue, reminder)
  *   AT seq N warning UNIT appeal ID TIER deadline T
  *   AT seq N unanswered UNIT appeal ID TIER due T
+ *   AT seq N quota UNIT 2026-03 behind: ACTOR DAYS/EXPECTED days (REQUIRED a year), ...
+ *   AT seq N hotspot UNIT CATEGORY: N appeals in W days since T (baseline B)
  * Fields of kinds this client does not know follow as " key value". */
 static void put_field(const char *label, const msgpack_object *o, bool is_time)
 {
@@ -178,6 +182,46 @@ static void put_field(const char *label, const msgpack_object *o, bool is_time)
     printf(" %s", label);
   putchar(' ');
   put_value(o, is_time);
+}
+
+static int64_t int_or(const msgpack_object *o, int64_t dflt)
+{
+  if (o != NULL && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT64_MAX)
+    return (int64_t)o->via.u64;
+  return o != NULL && o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? o->via.i64 : dflt;
+}
+
+/*   AT seq N quota UNIT 2026-03 behind: c1 3/15 days (60 a year), ... */
+static void print_quota(const msgpack_object *a)
+{
+  const msgpack_object *behind = mp_get(a, "behind");
+  printf(" %04" PRId64 "-%02" PRId64 " behind:", int_or(mp_get(a, "year"), 0),
+         int_or(mp_get(a, "month"), 0));
+  if (behind == NULL || behind->type != MSGPACK_OBJECT_ARRAY)
+    return;
+  for (uint32_t i = 0; i < behind->via.array.size; i++) {
+    const msgpack_object *r = &behind->via.array.ptr[i], *actor = mp_get(r, "actor");
+    printf("%s ", i ? "," : "");
+    if (actor != NULL)
+      put_value(actor, false);
+    printf(" %" PRId64 "/%" PRId64 " days (%" PRId64 " a year)", int_or(mp_get(r, "days"), 0),
+           int_or(mp_get(r, "expected"), 0), int_or(mp_get(r, "required"), 0));
+  }
+}
+
+/*   AT seq N hotspot UNIT jobs: 5 appeals in 7 days since T (baseline 0.4) */
+static void print_hotspot(const msgpack_object *a)
+{
+  const msgpack_object *cat = mp_get(a, "category"), *first = mp_get(a, "first");
+  const msgpack_object *base = mp_get(a, "baseline");
+  if (cat != NULL)
+    put_field(NULL, cat, false);
+  printf(": %" PRId64 " appeals in %" PRId64 " days since", int_or(mp_get(a, "count"), 0),
+         int_or(mp_get(a, "window_days"), 0));
+  if (first != NULL)
+    put_field(NULL, first, true);
+  if (base != NULL && (base->type == MSGPACK_OBJECT_FLOAT64 || base->type == MSGPACK_OBJECT_FLOAT32))
+    printf(" (baseline %.2f)", base->via.f64);
 }
 
 static void print_text(const msgpack_object *a, bool replayed)
@@ -198,6 +242,12 @@ static void print_text(const msgpack_object *a, bool replayed)
     put_field(NULL, kind, false);
   if (unit != NULL)
     put_field(NULL, unit, false);
+  bool quota = kind != NULL && mp_str_is(kind, "quota"), hot = kind != NULL && mp_str_is(kind, "hotspot");
+  if (quota || hot) {
+    quota ? print_quota(a) : print_hotspot(a);
+    fputs(replayed ? " (replayed)\n" : "\n", stdout);
+    return;
+  }
   if (appeal != NULL)
     put_field("appeal", appeal, false);
   bool moved = from != NULL && to != NULL && from->type == MSGPACK_OBJECT_STR &&
