@@ -9,6 +9,7 @@
  *   ap:   pair | u64be rat | u64be seq  -> ""   appeals still needed
  *   pair: pair -> in-window count, baseline count, last rat, last trigger
  *   due:  pair -> u64be trigger seq | the hotspot body, until it is stored
+ *   mismatch: u64be seq -> ""   a hotspot record that no trigger made as it is
  * The counts slide with the appeals: an appeal moves the keys that left the
  * window into the baseline and deletes those older than window + baseline,
  * so each key is touched a bounded number of times (a burst of 10,000
@@ -20,7 +21,10 @@
  * the pair's previous trigger, writes `due`. react of that appeal appends
  * the hotspot record; its apply removes `due` in the transaction that
  * stores it. A crash between the two leaves `due` standing, and on_timer at
- * start appends it then: one hotspot per trigger, never two.
+ * start appends it then: one hotspot per trigger, never two. The record's
+ * apply compares its body with `due`: a hotspot the log does not imply
+ * (rewritten, chain and all) is noted in `mismatch`, which an honest daemon
+ * never writes, so `lianxin audit` shows it as a database difference.
  */
 #include <msgpack.h>
 #include <stdio.h>
@@ -35,7 +39,7 @@
 typedef struct hs {
   const lx_host_api_t *api;
   lx_host_t *host;
-  lx_db_t ap, pair, due;
+  lx_db_t ap, pair, due, mismatch;
   long window_days, threshold, baseline_days;
   double factor;
   int64_t window_ms, baseline_ms;
@@ -79,7 +83,7 @@ static int hs_init(const lx_host_api_t *api, lx_host_t *host, void **state) {
   bad |= conf_factor(s);
   bad |= lxp_conf_int(api, host, "baseline_days", 90, 1, 3660, &s->baseline_days);
   if (bad || api->db_open(host, "ap", &s->ap) || api->db_open(host, "pair", &s->pair) ||
-      api->db_open(host, "due", &s->due)) {
+      api->db_open(host, "due", &s->due) || api->db_open(host, "mismatch", &s->mismatch)) {
     free(s);
     return -1;
   }
@@ -242,18 +246,42 @@ static void apply_appeal(hs_t *s, lx_txn_t *t, const lx_rec_t *r) {
   pair_save(s, t, pk, pn, &p);
 }
 
+/* Whether the record's body is the one its trigger left in `due`. */
+static bool as_due(hs_t *s, lx_txn_t *t, const uint8_t *pk, size_t pn, const msgpack_object *body) {
+  const void *v;
+  size_t vn;
+  msgpack_sbuffer got;
+  msgpack_packer mp;
+  if (s->api->get(t, s->due, pk, pn, &v, &vn) != 0 || vn < 8)
+    return false;
+  msgpack_sbuffer_init(&got);
+  msgpack_packer_init(&mp, &got, msgpack_sbuffer_write);
+  msgpack_pack_object(&mp, *body);
+  bool same = got.size == vn - 8 && memcmp(got.data, (const uint8_t *)v + 8, got.size) == 0;
+  msgpack_sbuffer_destroy(&got);
+  return same;
+}
+
 /* The hotspot record is stored: its trigger is done. */
 static void apply_hotspot(hs_t *s, lx_txn_t *t, const lx_rec_t *r) {
   msgpack_zone z;
   msgpack_object root;
   uint8_t pk[PAIR_MAX];
+  bool good = false;
   msgpack_zone_init(&z, 512);
   const msgpack_object *body = lxp_unpack_ev(r, &z, &root) ? lxp_get(&root, "body") : NULL;
   const msgpack_object *cat = lxp_get(body, "category");
   if (cat && cat->type == MSGPACK_OBJECT_STR) {
     size_t pn = pair_key(pk, r->unit, (lx_slice_t){cat->via.str.ptr, cat->via.str.size});
-    if (pn)
+    if (pn) {
+      good = as_due(s, t, pk, pn, body);
       s->api->del(t, s->due, pk, pn);
+    }
+  }
+  if (!good) {
+    uint8_t k[8];
+    lxp_put_be(k, r->seq, 8);
+    s->api->put(t, s->mismatch, k, 8, "", 0);
   }
   msgpack_zone_destroy(&z);
 }

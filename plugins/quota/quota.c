@@ -9,6 +9,8 @@
  *   day:  year | actor | local day             -> rat of its first visit
  *   town: year | actor | rat month | township  -> visits, earliest (at, seq)
  *   sent: year | month | township              -> "" (a quota record stored)
+ *   mismatch: u64be seq                          -> "" (a quota record that is
+ *                                                   not what the log implies)
  * (actor = length byte + bytes; "rat month" = months from January of the
  * year to the month the visits were received in). Keeping the first rat of
  * a date and bucketing the township counts by the month they arrived in
@@ -23,6 +25,12 @@
  * the monthly run; a township's record for a month is appended only while
  * `sent` does not hold it, and the record's own apply fills `sent` in the
  * transaction that stores it: exactly one per township and month.
+ *
+ * That apply also recomputes the record's body from the databases (as of
+ * the month's end, which the buckets make exact) and notes a record whose
+ * body differs in `mismatch`. An honest daemon never notes one; an audit
+ * that rebuilds the databases from a log whose quota record was rewritten
+ * (chain and all) does, so the rewrite shows as a database difference.
  */
 #include <msgpack.h>
 #include <stdio.h>
@@ -45,7 +53,7 @@ typedef struct qt_override {
 typedef struct qt {
   const lx_host_api_t *api;
   lx_host_t *host;
-  lx_db_t day, town, sent;
+  lx_db_t day, town, sent, mismatch;
   long days_per_year;
   qt_override_t *over;
   size_t n_over;
@@ -108,7 +116,7 @@ static int qt_init(const lx_host_api_t *api, lx_host_t *host, void **state) {
   int bad = lxp_conf_int(api, host, "days_per_year", 60, 0, 366, &q->days_per_year);
   bad |= conf_actors(q);
   if (bad || api->db_open(host, "day", &q->day) || api->db_open(host, "town", &q->town) ||
-      api->db_open(host, "sent", &q->sent)) {
+      api->db_open(host, "sent", &q->sent) || api->db_open(host, "mismatch", &q->mismatch)) {
     free(q->over);
     free(q);
     return -1;
@@ -192,28 +200,6 @@ static size_t sent_key(uint8_t *k, int year, int month, lx_slice_t unit) {
   k[2] = (uint8_t)month;
   memcpy(k + 3, unit.p, unit.n);
   return 3 + unit.n;
-}
-
-/* A quota record: that township's month is told. */
-static void apply_quota(qt_t *q, lx_txn_t *t, const lx_rec_t *r) {
-  msgpack_zone z;
-  msgpack_object root;
-  int64_t y, m;
-  msgpack_zone_init(&z, 1024);
-  const msgpack_object *body = lxp_unpack_ev(r, &z, &root) ? lxp_get(&root, "body") : NULL;
-  if (lxp_int(lxp_get(body, "year"), &y) && lxp_int(lxp_get(body, "month"), &m) &&
-      y >= YEAR_MIN && y <= YEAR_MAX && m >= 1 && m <= 12 && r->unit.n <= PATH_MAX_) {
-    uint8_t k[3 + PATH_MAX_];
-    q->api->put(t, q->sent, k, sent_key(k, (int)y, (int)m, r->unit), "", 0);
-  }
-  msgpack_zone_destroy(&z);
-}
-
-static void qt_apply(void *state, lx_txn_t *t, const lx_rec_t *r) {
-  if (r->type == LX_REC_VISIT)
-    apply_visit(state, t, r);
-  else if (r->type == LX_REC_PLUGIN && lxp_slice_is(r->type_name, "quota"))
-    apply_quota(state, t, r);
 }
 
 /* --- the table, as of a time ------------------------------------------------- */
@@ -417,6 +403,85 @@ static void pack_row(msgpack_packer *pk, const qt_row_t *row, bool full) {
   }
 }
 
+/* The body of a township's record: rows [from, to) of the table, the ones
+ * behind. Returns how many are behind. */
+static size_t pack_body(msgpack_sbuffer *sb, const qt_table_t *tab, size_t from, size_t to,
+                        int year, int month) {
+  msgpack_packer pk;
+  size_t behind = 0;
+  for (size_t i = from; i < to; i++)
+    behind += tab->rows[i].days < tab->rows[i].expected;
+  msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+  msgpack_pack_map(&pk, 3);
+  lxp_pack_kv_int(&pk, "year", year);
+  lxp_pack_kv_int(&pk, "month", month);
+  lxp_pack_key(&pk, "behind");
+  msgpack_pack_array(&pk, (uint32_t)behind);
+  for (size_t i = from; i < to; i++)
+    if (tab->rows[i].days < tab->rows[i].expected)
+      pack_row(&pk, &tab->rows[i], false);
+  return behind;
+}
+
+/* --- apply of a quota record -------------------------------------------------- */
+
+/* Whether `body` is the body on_timer makes for unit's month. */
+static bool body_holds(const qt_t *q, lx_txn_t *t, const msgpack_object *body, int year, int month,
+                       lx_slice_t unit) {
+  qt_table_t tab;
+  msgpack_sbuffer want, got;
+  bool same = false;
+  int off = q->api->utc_offset_min(q->host);
+  msgpack_sbuffer_init(&want);
+  msgpack_sbuffer_init(&got);
+  if (qt_table(q, t, year, lxp_month_start(year, month + 1, off), month, month, &tab) == 0) {
+    size_t i = 0, j;
+    while (i < tab.n && !(strlen(tab.rows[i].unit) == unit.n && memcmp(tab.rows[i].unit, unit.p, unit.n) == 0))
+      i++;
+    for (j = i; j < tab.n && strcmp(tab.rows[j].unit, tab.rows[i].unit) == 0; j++)
+      ;
+    pack_body(&want, &tab, i, j, year, month);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &got, msgpack_sbuffer_write);
+    msgpack_pack_object(&pk, *body);
+    same = want.size == got.size && memcmp(want.data, got.data, got.size) == 0;
+  }
+  free(tab.rows);
+  msgpack_sbuffer_destroy(&want);
+  msgpack_sbuffer_destroy(&got);
+  return same;
+}
+
+/* A quota record: that township's month is told; a body the log does not
+ * imply is noted. */
+static void apply_quota(qt_t *q, lx_txn_t *t, const lx_rec_t *r) {
+  msgpack_zone z;
+  msgpack_object root;
+  int64_t y, m;
+  bool good = false;
+  msgpack_zone_init(&z, 1024);
+  const msgpack_object *body = lxp_unpack_ev(r, &z, &root) ? lxp_get(&root, "body") : NULL;
+  if (lxp_int(lxp_get(body, "year"), &y) && lxp_int(lxp_get(body, "month"), &m) &&
+      y >= YEAR_MIN && y <= YEAR_MAX && m >= 1 && m <= 12 && r->unit.n <= PATH_MAX_) {
+    uint8_t k[3 + PATH_MAX_];
+    q->api->put(t, q->sent, k, sent_key(k, (int)y, (int)m, r->unit), "", 0);
+    good = body_holds(q, t, body, (int)y, (int)m, r->unit);
+  }
+  if (!good) {
+    uint8_t k[8];
+    lxp_put_be(k, r->seq, 8);
+    q->api->put(t, q->mismatch, k, 8, "", 0);
+  }
+  msgpack_zone_destroy(&z);
+}
+
+static void qt_apply(void *state, lx_txn_t *t, const lx_rec_t *r) {
+  if (r->type == LX_REC_VISIT)
+    apply_visit(state, t, r);
+  else if (r->type == LX_REC_PLUGIN && lxp_slice_is(r->type_name, "quota"))
+    apply_quota(state, t, r);
+}
+
 /* --- on_timer: each month's end ------------------------------------------------ */
 
 static bool is_sent(qt_t *q, lx_txn_t *t, int year, int month, const char *unit) {
@@ -427,32 +492,19 @@ static bool is_sent(qt_t *q, lx_txn_t *t, int year, int month, const char *unit)
   return q->api->get(t, q->sent, k, sent_key(k, year, month, u), &v, &n) == 0;
 }
 
-/* Appends the records of one township (rows [from, to) of the table). */
+/* Appends the record of one township (rows [from, to) of the table). */
 static void append_township(qt_t *q, const qt_table_t *tab, size_t from, size_t to, int year,
                             int month) {
-  size_t behind = 0;
-  for (size_t i = from; i < to; i++)
-    behind += tab->rows[i].days < tab->rows[i].expected;
-  if (!behind)
-    return;
   msgpack_sbuffer sb;
-  msgpack_packer pk;
   msgpack_sbuffer_init(&sb);
-  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  msgpack_pack_map(&pk, 3);
-  lxp_pack_kv_int(&pk, "year", year);
-  lxp_pack_kv_int(&pk, "month", month);
-  lxp_pack_key(&pk, "behind");
-  msgpack_pack_array(&pk, (uint32_t)behind);
-  for (size_t i = from; i < to; i++)
-    if (tab->rows[i].days < tab->rows[i].expected)
-      pack_row(&pk, &tab->rows[i], false);
   const char *unit = tab->rows[from].unit;
-  int rc = q->api->append(q->host, "quota", (lx_slice_t){unit, strlen(unit)},
-                          (const uint8_t *)sb.data, sb.size);
-  if (rc)
-    q->api->log(q->host, LX_PLOG_ERROR, "cannot append the quota of %s for %d-%02d: %d", unit,
-                year, month, rc);
+  if (pack_body(&sb, tab, from, to, year, month)) {
+    int rc = q->api->append(q->host, "quota", (lx_slice_t){unit, strlen(unit)},
+                            (const uint8_t *)sb.data, sb.size);
+    if (rc)
+      q->api->log(q->host, LX_PLOG_ERROR, "cannot append the quota of %s for %d-%02d: %d", unit,
+                  year, month, rc);
+  }
   msgpack_sbuffer_destroy(&sb);
 }
 
