@@ -347,10 +347,13 @@ static int record_alert(const msgpack_object *rec, msgpack_sbuffer *sb, char *wh
   bool esc = mp_str_is(type, "escalation");
   const msgpack_object *kind = esc ? mp_get(body, "kind") : type;
   const msgpack_object *appeal = mp_get(body, "appeal");
-  /* The daemon publishes only records about an appeal. */
+  /* The daemon publishes escalate's records only about an appeal; quota and
+   * hotspot records concern a township or a community as a whole. */
+  bool whole_unit = mp_str_is(type, "quota") || mp_str_is(type, "hotspot");
   if (known && unit != NULL && unit->type == MSGPACK_OBJECT_STR &&
       body->type == MSGPACK_OBJECT_MAP && kind != NULL && kind->type == MSGPACK_OBJECT_STR &&
-      appeal != NULL && appeal->type == MSGPACK_OBJECT_STR && appeal->via.str.size > 0) {
+      (whole_unit ||
+       (appeal != NULL && appeal->type == MSGPACK_OBJECT_STR && appeal->via.str.size > 0))) {
     msgpack_packer pk;
     uint32_t kept = 0;
     const msgpack_object_map *m = &body->via.map;
@@ -462,7 +465,7 @@ static void pack_request(const watch_t *w, msgpack_sbuffer *sb, uint64_t from, b
   }
   if (!w->no_types) {
     pack_cstr(&pk, "types");
-    msgpack_pack_array(&pk, 3);
+    msgpack_pack_array(&pk, sizeof alert_types / sizeof alert_types[0] - 1);
     for (size_t i = 0; alert_types[i] != NULL; i++)
       pack_cstr(&pk, alert_types[i]);
   }

@@ -12,6 +12,7 @@ tests/unit/test_hotspot.c.)"""
 import datetime as dt
 import os
 import shutil
+import subprocess
 import time
 
 import msgpack
@@ -66,6 +67,14 @@ def test_burst_of_10000_makes_one_hotspot(tmp_path):
             assert got[p] == [], p
         for s in subs.values():
             s.close()
+        p = subprocess.run([lxtest.CLI, "--query", d.query, "--alerts", d.alerts, "watch",
+                            "--from", "1", "--count", "1", "qd.hx."], capture_output=True,
+                           text=True, timeout=60, env=dict(os.environ, TZ="UTC0"))
+        assert p.returncode == 0, p.stderr
+        since = dt.datetime.fromtimestamp(first["rat"] / 1000, dt.timezone.utc)
+        assert p.stdout.rstrip("\n").endswith(
+            " seq %d hotspot qd.hx.xc public-order: 5 appeals in 7 days since %s+00:00"
+            " (baseline 0.00) (replayed)" % (seq, since.strftime("%Y-%m-%dT%H:%M:%S"))), p.stdout
         assert d.stop() == 0
         d = start(tmp, int(time.time() * 1000))
         assert len(records(d, "hotspot")) == 1

@@ -226,6 +226,16 @@ def test_month_ends_once_per_township_across_restarts_and_kills(tmp_path):
         assert quota_alerts(subs["qd.xs.sq."], 0.3) == []
         for s in subs.values():
             s.close()
+        # `lianxin watch` shows them readably, from the log.
+        p = subprocess.run([lxtest.CLI, "--query", d.query, "--alerts", d.alerts, "watch",
+                            "--from", "1", "--count", "2", "qd."], capture_output=True, text=True,
+                           timeout=30, env=dict(os.environ, TZ="Asia/Shanghai"))
+        assert p.returncode == 0, p.stderr
+        lines = p.stdout.splitlines()
+        assert lines[0].startswith("2026-04-01T00:") and lines[0].endswith(
+            " quota qd.hx 2026-03 behind: c1 3/15 days (60 a year), leader-1 1/23 days (90 a year)"
+            " (replayed)"), lines
+        assert lines[1].endswith(" quota qd.nh 2026-03 behind: c4 1/15 days (60 a year) (replayed)")
         assert d.stop() == 0
 
         # A restart and a SIGKILL later on 1 Apr: March is not told again.
