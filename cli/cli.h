@@ -3,7 +3,8 @@
  * cli.h: what the parts of the `lianxin` client share.
  *
  * lianxin.c holds the option parsing, the transport and the small commands;
- * publish.c holds `publish`, replay.c `replay` and watch.c `watch`; verify.c
+ * publish.c holds `publish`, replay.c `replay`, watch.c `watch` and
+ * quota.c `quota`; verify.c
  * and backup.c the auditor's tools (verify, backup, export, import;
  * audit_tools.h); timeparse.c the parser of the times people type.
  * Everything here is defined in lianxin.c unless said otherwise.
@@ -48,7 +49,7 @@ enum {
   OPT_INGEST = 256, OPT_QUERY, OPT_TIMEOUT, OPT_KEY, OPT_SERVER_KEY, OPT_ALERTS, OPT_COMPACT,
   OPT_WINDOW, OPT_FILL, OPT_FROM, OPT_TO, OPT_LIMIT, OPT_SINCE, OPT_UNTIL,
   OPT_UNIT, OPT_TYPES, OPT_APPEAL, OPT_AT, OPT_SIGN, OPT_COUNT, OPT_JSON,
-  OPT_DATA, OPT_SIGN_PUB, OPT_CONFIG,
+  OPT_DATA, OPT_SIGN_PUB, OPT_CONFIG, OPT_YEAR,
 };
 
 /* One reply frame, unpacked. The objects point into buf. */
@@ -100,7 +101,7 @@ int cmd_export(cli_t *c, int argc, char **argv);
 int cmd_import(cli_t *c, int argc, char **argv);
 int cmd_audit(cli_t *c, int argc, char **argv);
 
-/* publish.c, replay.c, watch.c */
+/* publish.c, replay.c, watch.c, quota.c */
 int cmd_publish(cli_t *c, int argc, char **argv);
 int cmd_replay(cli_t *c, int argc, char **argv);
 int cmd_watch(cli_t *c, int argc, char **argv);
@@ -108,5 +109,10 @@ int cmd_watch(cli_t *c, int argc, char **argv);
 int cmd_passwd(cli_t *c, int argc, char **argv);
 /* rank.c */
 int cmd_rank(cli_t *c, int argc, char **argv);
+/* quota.c */
+int cmd_quota(cli_t *c, int argc, char **argv);
+/* watch.c: ms since the epoch as local time with its offset,
+ * 2026-03-05T18:00:00+08:00 (TZ decides what is local). */
+void cli_fmt_time(int64_t ms, char out[48]);
 
 #endif

@@ -8,8 +8,9 @@
  * connection is re-made: watch keeps `last`, the highest seq it has handled,
  * and when a live alert's seq S leaves a gap (S > last + 1) it replays
  * [last + 1, S - 1] through the query socket first, turning each
- * `escalation`, `warning`, `unanswered` and `ranking` record into the alert the daemon
- * made of it (plugins/escalate/escalate.c, publish()). With --from it first
+ * `escalation`, `warning`, `unanswered`, `ranking`, `quota` and `hotspot`
+ * record into the alert the daemon made of it (plugins/escalate/escalate.c,
+ * publish(); the assessment plugins publish their record's body as it is). With --from it first
  * replays from that seq to the head, having subscribed before, so nothing
  * published meanwhile is lost; live alerts already replayed are skipped.
  *
@@ -35,8 +36,7 @@
 
 /* The record types whose records the daemon publishes as alerts. */
 static const char *const alert_types[] = {"escalation", "warning", "unanswered", "ranking",
-                                           NULL};
-#define ALERT_TYPES 4
+                                          "quota", "hotspot", NULL};
 
 static volatile sig_atomic_t watch_stop;
 
@@ -99,7 +99,7 @@ static bool parse_prefix(const char *s, char *out, size_t cap)
 
 /* ms since the epoch as ISO 8601 in the local time zone, e.g.
  * 2026-03-05T18:00:00+08:00 (seconds: alerts are about deadlines). */
-static void fmt_time(int64_t ms, char out[48])
+void cli_fmt_time(int64_t ms, char out[48])
 {
   time_t t = (time_t)(ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000));
   struct tm tm;
@@ -137,7 +137,7 @@ static void put_value(const msgpack_object *o, bool is_time)
     break;
   case MSGPACK_OBJECT_POSITIVE_INTEGER:
     if (is_time && o->via.u64 <= INT64_MAX) {
-      fmt_time((int64_t)o->via.u64, buf);
+      cli_fmt_time((int64_t)o->via.u64, buf);
       fputs(buf, stdout);
     } else {
       printf("%" PRIu64, o->via.u64);
@@ -145,7 +145,7 @@ static void put_value(const msgpack_object *o, bool is_time)
     break;
   case MSGPACK_OBJECT_NEGATIVE_INTEGER:
     if (is_time) {
-      fmt_time(o->via.i64, buf);
+      cli_fmt_time(o->via.i64, buf);
       fputs(buf, stdout);
     } else {
       printf("%" PRId64, o->via.i64);
@@ -174,6 +174,8 @@ static bool is_time_key(const char *k)
  *   AT seq N warning UNIT appeal ID TIER deadline T
  *   AT seq N unanswered UNIT appeal ID TIER due T
  *   AT seq N ranking COUNTY PERIOD TIER red P,P,P black P,P,P
+ *   AT seq N quota UNIT 2026-03 behind: ACTOR DAYS/EXPECTED days (REQUIRED a year), ...
+ *   AT seq N hotspot UNIT CATEGORY: N appeals in W days since T (baseline B)
  * Fields of kinds this client does not know follow as " key value". */
 static void put_field(const char *label, const msgpack_object *o, bool is_time)
 {
@@ -198,6 +200,46 @@ static void put_paths(const char *label, const msgpack_object *o)
   }
 }
 
+static int64_t int_or(const msgpack_object *o, int64_t dflt)
+{
+  if (o != NULL && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= INT64_MAX)
+    return (int64_t)o->via.u64;
+  return o != NULL && o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? o->via.i64 : dflt;
+}
+
+/*   AT seq N quota UNIT 2026-03 behind: c1 3/15 days (60 a year), ... */
+static void print_quota(const msgpack_object *a)
+{
+  const msgpack_object *behind = mp_get(a, "behind");
+  printf(" %04" PRId64 "-%02" PRId64 " behind:", int_or(mp_get(a, "year"), 0),
+         int_or(mp_get(a, "month"), 0));
+  if (behind == NULL || behind->type != MSGPACK_OBJECT_ARRAY)
+    return;
+  for (uint32_t i = 0; i < behind->via.array.size; i++) {
+    const msgpack_object *r = &behind->via.array.ptr[i], *actor = mp_get(r, "actor");
+    printf("%s ", i ? "," : "");
+    if (actor != NULL)
+      put_value(actor, false);
+    printf(" %" PRId64 "/%" PRId64 " days (%" PRId64 " a year)", int_or(mp_get(r, "days"), 0),
+           int_or(mp_get(r, "expected"), 0), int_or(mp_get(r, "required"), 0));
+  }
+}
+
+/*   AT seq N hotspot UNIT jobs: 5 appeals in 7 days since T (baseline 0.4) */
+static void print_hotspot(const msgpack_object *a)
+{
+  const msgpack_object *cat = mp_get(a, "category"), *first = mp_get(a, "first");
+  const msgpack_object *base = mp_get(a, "baseline");
+  if (cat != NULL)
+    put_field(NULL, cat, false);
+  printf(": %" PRId64 " appeals in %" PRId64 " days since", int_or(mp_get(a, "count"), 0),
+         int_or(mp_get(a, "window_days"), 0));
+  if (first != NULL)
+    put_field(NULL, first, true);
+  if (base != NULL && (base->type == MSGPACK_OBJECT_FLOAT64 || base->type == MSGPACK_OBJECT_FLOAT32))
+    printf(" (baseline %.2f)", base->via.f64);
+}
+
 static void print_text(const msgpack_object *a, bool replayed)
 {
   static const char *const shown[] = {"seq", "kind", "unit", "at", "appeal", "from",
@@ -217,6 +259,12 @@ static void print_text(const msgpack_object *a, bool replayed)
     put_field(NULL, kind, false);
   if (unit != NULL)
     put_field(NULL, unit, false);
+  bool quota = kind != NULL && mp_str_is(kind, "quota"), hot = kind != NULL && mp_str_is(kind, "hotspot");
+  if (quota || hot) {
+    quota ? print_quota(a) : print_hotspot(a);
+    fputs(replayed ? " (replayed)\n" : "\n", stdout);
+    return;
+  }
   if (appeal != NULL)
     put_field("appeal", appeal, false);
   if ((v = mp_get(a, "period")) != NULL)
@@ -363,10 +411,13 @@ static int record_alert(const msgpack_object *rec, msgpack_sbuffer *sb, char *wh
   bool esc = mp_str_is(type, "escalation");
   const msgpack_object *kind = esc ? mp_get(body, "kind") : type;
   const msgpack_object *appeal = mp_get(body, "appeal");
-  /* The daemon publishes only records about an appeal. */
+  /* The daemon publishes escalate's records only about an appeal; quota and
+   * hotspot records concern a township or a community as a whole. */
+  bool whole_unit = mp_str_is(type, "quota") || mp_str_is(type, "hotspot");
   if (known && unit != NULL && unit->type == MSGPACK_OBJECT_STR &&
       body->type == MSGPACK_OBJECT_MAP && kind != NULL && kind->type == MSGPACK_OBJECT_STR &&
-      appeal != NULL && appeal->type == MSGPACK_OBJECT_STR && appeal->via.str.size > 0) {
+      (whole_unit ||
+       (appeal != NULL && appeal->type == MSGPACK_OBJECT_STR && appeal->via.str.size > 0))) {
     msgpack_packer pk;
     uint32_t kept = 0;
     const msgpack_object_map *m = &body->via.map;
@@ -478,7 +529,7 @@ static void pack_request(const watch_t *w, msgpack_sbuffer *sb, uint64_t from, b
   }
   if (!w->no_types) {
     pack_cstr(&pk, "types");
-    msgpack_pack_array(&pk, ALERT_TYPES);
+    msgpack_pack_array(&pk, sizeof alert_types / sizeof alert_types[0] - 1);
     for (size_t i = 0; alert_types[i] != NULL; i++)
       pack_cstr(&pk, alert_types[i]);
   }

@@ -31,9 +31,10 @@ def publish_ok(d, ev):
 @pytest.fixture(scope="module")
 def seeded():
     """A daemon on a fake clock at T0 (speed 1) with a few appeals, and a
-    gateway without summaries."""
+    gateway without summaries. Escalate only: the ranking is not enabled."""
     tmp = webtest.tmpdir()
-    cfg = webtest.web_config(tmp, web_extra="  open311: {publish_summary: false}\n")
+    cfg = webtest.web_config(tmp, web_extra="  open311: {publish_summary: false}\n",
+                             plugins="  - name: escalate\n")
     d = Daemon(config=cfg, tmp=tmp, env={"LIANXIN_FAKE_CLOCK": "%d:1" % T0}).start()
     publish_ok(d, appeal("W-urgent", household="hh-secret-1", priority="urgent",
                          summary="water pipe burst"))
@@ -146,6 +147,23 @@ def test_ranking_not_enabled_is_not_5xx(seeded):
                 "/api/ranking?tier=community&period=26-1", "/api/ranking?tier=community&period=2026-Q5"):
         status, body = gw.json(bad, "alice")
         assert status == 400 and body["ok"] is False and body["error"], bad
+
+
+def test_ranking_when_enabled(tmp_path):
+    # The sample config loads the rank plugin: the gateway passes its reply on.
+    tmp = str(tmp_path)
+    cfg = webtest.web_config(tmp)
+    with Daemon(config=cfg, tmp=tmp, env={"LIANXIN_FAKE_CLOCK": "%d:1" % T0}).start() as d:
+        publish_ok(d, appeal("R-1", summary="street light"))
+        gw = Gateway(d, cfg).start()
+        try:
+            status, body = gw.json("/api/ranking?tier=community&period=2026-03", "alice")
+            assert status == 200 and body["ok"] is True, body
+            rows = body["ranking"]["rows"]
+            assert body["ranking"]["tier"] == "community" and len(rows) == 9
+            assert [r["unit"] for r in rows if r["received"]] == ["qd.hx.dy"]
+        finally:
+            assert gw.stop() == 0, gw.read_log()
 
 
 def test_me_and_dashboard_files(seeded):

@@ -263,6 +263,21 @@ static void keep_record(mh_t *h, const item_t *it, int64_t rat) {
   snprintf(r->actor, sizeof r->actor, "%.*s", (int)it->ev.actor.n, it->ev.actor.p);
   snprintf(r->unit, sizeof r->unit, "%.*s", (int)it->ev.unit.n, it->ev.unit.p);
   read_map((const uint8_t *)it->norm.data, it->norm.size, "body", &r->body);
+  msgpack_zone z;
+  msgpack_object o;
+  size_t off = 0;
+  msgpack_zone_init(&z, 1024);
+  assert_int_equal(msgpack_unpack(it->norm.data, it->norm.size, &off, &z, &o), MSGPACK_UNPACK_SUCCESS);
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_object(&pk, *lx_mp_get(&o, "body"));
+  /* Larger bodies (a ranking's rows) are not kept: tests read those from the store. */
+  r->raw_len = sb.size <= sizeof r->raw ? sb.size : 0;
+  memcpy(r->raw, sb.data, r->raw_len);
+  msgpack_sbuffer_destroy(&sb);
+  msgpack_zone_destroy(&z);
 }
 
 /* The group commit of ingest.c for n decoded items: one write transaction
@@ -375,12 +390,17 @@ static void fire(mh_t *h) {
 
 uint64_t mh_submit(mh_t *h, const char *type, const char *unit, const uint8_t *body,
                    size_t len) {
+  return mh_submit_as(h, type, unit, "cadre-07", h->now, body, len);
+}
+
+uint64_t mh_submit_as(mh_t *h, const char *type, const char *unit, const char *actor, int64_t at,
+                      const uint8_t *body, size_t len) {
   item_t it;
   char id[40];
   msgpack_zone zone;
   msgpack_zone_init(&zone, 4096);
   snprintf(id, sizeof id, "test-event-%012llu", (unsigned long long)++h->next_id);
-  encode(&it.frame, id, type, h->now, unit, "cadre-07", body, len);
+  encode(&it.frame, id, type, at, unit, actor, body, len);
   decode_item(h, &it, &zone, false);
   commit_batch(h, &it, 1, false);
   free_items(&it, 1);
@@ -403,23 +423,6 @@ uint64_t mh_submit_daemon(mh_t *h, const char *type, const char *unit, const uin
   msgpack_zone_destroy(&zone);
   flush(h);
   return it.seq;
-}
-
-int mh_query(mh_t *h, const char *op, const uint8_t *req, size_t len, const char *jurisdiction,
-             uint8_t **reply, size_t *reply_len, char q_error[256]) {
-  lx_txn_t t = {.store = h->d.store};
-  assert_non_null(h->plugin->query);
-  assert_int_equal(lx_store_read_begin(h->d.store, &t.txn), 0);
-  lx_query_t q = {.op = op, .req = req, .req_len = len, .jurisdiction = jurisdiction,
-                  .txn = &t, .now = h->now};
-  int rc = h->plugin->query(h->state, &q);
-  lx_store_read_end(h->d.store, t.txn);
-  snprintf(q_error, 256, "%s", q.error);
-  *reply = q.reply;
-  *reply_len = q.reply_len;
-  if (rc)
-    free(q.reply);
-  return rc;
 }
 
 /* --- bodies a field app sends ----------------------------------------------------- */
@@ -466,6 +469,16 @@ uint64_t mh_visit(mh_t *h, const char *appeal, const char *unit) {
   return body_submit(h, &b, "visit", unit);
 }
 
+uint64_t mh_visit_as(mh_t *h, const char *actor, const char *unit, int64_t at) {
+  body_t b;
+  body_begin(&b, 2);
+  kv(&b, "household", "hh-0042");
+  kv(&b, "mode", "periodic");
+  uint64_t seq = mh_submit_as(h, "visit", unit, actor, at, (const uint8_t *)b.sb.data, b.sb.size);
+  msgpack_sbuffer_destroy(&b.sb);
+  return seq;
+}
+
 uint64_t mh_resolution(mh_t *h, const char *appeal, const char *unit, const char *outcome) {
   body_t b;
   body_begin(&b, 3);
@@ -484,6 +497,36 @@ uint64_t mh_feedback(mh_t *h, const char *appeal, const char *unit, bool satisfi
   return body_submit(h, &b, "feedback", unit);
 }
 
+/* n appeals of one category at one unit, received now in one batch, as a
+ * pipelining client's burst reaches the daemon: apply for all, one commit,
+ * then react for each (which so sees the state after the whole batch). */
+void mh_appeal_batch(mh_t *h, const char *prefix, int n, const char *unit, const char *category) {
+  item_t *items = calloc((size_t)n, sizeof *items);
+  msgpack_zone zone;
+  assert_non_null(items);
+  msgpack_zone_init(&zone, 65536);
+  for (int i = 0; i < n; i++) {
+    body_t b;
+    char id[40], appeal[64];
+    snprintf(id, sizeof id, "test-event-%012llu", (unsigned long long)++h->next_id);
+    snprintf(appeal, sizeof appeal, "%s-%d", prefix, i);
+    body_begin(&b, 4);
+    kv(&b, "appeal", appeal);
+    kv(&b, "household", "hh-0042");
+    kv(&b, "category", category);
+    kv(&b, "summary", "test appeal");
+    encode(&items[i].frame, id, "appeal", h->now, unit, "cadre-07", (const uint8_t *)b.sb.data,
+           b.sb.size);
+    msgpack_sbuffer_destroy(&b.sb);
+    decode_item(h, &items[i], &zone, false);
+  }
+  commit_batch(h, items, (size_t)n, false);
+  free_items(items, (size_t)n);
+  free(items);
+  msgpack_zone_destroy(&zone);
+  flush(h);
+}
+
 /* --- the clock ------------------------------------------------------------------- */
 
 void mh_advance(mh_t *h, int64_t to) {
@@ -498,6 +541,21 @@ void mh_advance(mh_t *h, int64_t to) {
     fire(h);
   }
   h->now = to;
+}
+
+int mh_query(mh_t *h, const char *op, const uint8_t *req, size_t len, const char *jurisdiction,
+             lx_query_t *q) {
+  MDB_txn *txn;
+  assert_non_null(h->plugin->query);
+  assert_int_equal(lx_store_read_begin(h->d.store, &txn), 0);
+  lx_txn_t t = {.store = h->d.store, .txn = txn};
+  *q = (lx_query_t){.req = req, .req_len = len, .jurisdiction = jurisdiction, .txn = &t,
+                    .now = h->now};
+  q->op = op;
+  int rc = h->plugin->query(h->state, q);
+  lx_store_read_end(h->d.store, txn);
+  q->txn = NULL;
+  return rc;
 }
 
 lx_appeal_t mh_appeal_state(mh_t *h, const char *id) {

@@ -56,6 +56,8 @@ typedef struct mh_rec {
   int64_t rat;
   char type[32], actor[65], unit[100];
   mh_fields_t body;
+  uint8_t raw[1024];  /* the body's MessagePack bytes, for other fields */
+  size_t raw_len;     /* 0 when the body was larger than raw */
 } mh_rec_t;
 
 /* An alert a plugin published. */
@@ -136,6 +138,11 @@ void mh_free(mh_t **h);
  * (a MessagePack map), in its own batch: apply, commit, react, and then
  * whatever the plugin appended. Returns its seq. */
 uint64_t mh_submit(mh_t *h, const char *type, const char *unit, const uint8_t *body, size_t len);
+/* The same, by `actor`, with the event's own `at` (field apps record offline). */
+uint64_t mh_submit_as(mh_t *h, const char *type, const char *unit, const char *actor, int64_t at,
+                      const uint8_t *body, size_t len);
+/* A visit by actor at unit that happened at `at` (names no appeal). */
+uint64_t mh_visit_as(mh_t *h, const char *actor, const char *unit, int64_t at);
 uint64_t mh_appeal(mh_t *h, const char *id, const char *unit, const char *category, bool urgent);
 uint64_t mh_visit(mh_t *h, const char *appeal, const char *unit);
 uint64_t mh_resolution(mh_t *h, const char *appeal, const char *unit, const char *outcome);
@@ -146,16 +153,20 @@ uint64_t mh_feedback(mh_t *h, const char *appeal, const char *unit, bool satisfi
 uint64_t mh_submit_daemon(mh_t *h, const char *type, const char *unit, const uint8_t *body,
                           size_t len);
 
-/* Asks the plugin's query op with request map req[len] at the fake clock,
- * confined to jurisdiction ("" for all), from a read transaction of its
- * own. Returns what query returned; on 0 *reply (caller frees) holds the
- * reply map; q_error gets the plugin's error text. */
-int mh_query(mh_t *h, const char *op, const uint8_t *req, size_t len, const char *jurisdiction,
-             uint8_t **reply, size_t *reply_len, char q_error[256]);
+
+/* n appeals (ids PREFIX-0 ..) of category at unit, received now in one batch. */
+void mh_appeal_batch(mh_t *h, const char *prefix, int n, const char *unit, const char *category);
 
 /* Moves the clock to `to` (never back), firing the timer each time it is
  * due on the way, at the time it was armed for. */
 void mh_advance(mh_t *h, int64_t to);
+
+/* Asks the plugin's query op `op` with request map req[len] at the fake
+ * clock, confined to jurisdiction ("" for all), from a read transaction of
+ * its own, as the daemon does. Returns what query returned; q->reply (the
+ * caller frees it) holds the reply map, q->error the plugin's text. */
+int mh_query(mh_t *h, const char *op, const uint8_t *req, size_t len, const char *jurisdiction,
+             lx_query_t *q);
 
 /* The core's state of an appeal, read from the store. */
 lx_appeal_t mh_appeal_state(mh_t *h, const char *id);

@@ -141,10 +141,23 @@ static void test_sample_loads(void **state)
   assert_non_null(strstr(cfg.store_path, "config/../data"));
   assert_int_equal(cfg.map_size, 64ULL << 20);
   assert_int_equal(cfg.map_max, 16ULL << 30);
-  assert_true(cfg.n_plugins >= 1); /* escalate first, then the assessment plugins */
+  assert_int_equal(cfg.n_plugins, 4); /* escalate first, then the assessment plugins */
   assert_string_equal(cfg.plugins[0].name, "escalate");
   assert_null(cfg.plugins[0].path);
   assert_int_equal(cfg.plugins[0].n_kv, 4);
+  for (size_t i = 1; i < cfg.n_plugins; i++) {
+    const lx_plugin_conf_t *p = &cfg.plugins[i];
+    if (strcmp(p->name, "quota") == 0) { /* days_per_year 60, actors {leader-1: 90} */
+      assert_int_equal(p->n_kv, 2);
+      assert_string_equal(p->kv[0].value, "60");
+      assert_int_equal(p->kv[1].shape, LX_CONF_MAP);
+      assert_int_equal(p->kv[1].n_items, 1);
+      assert_string_equal(p->kv[1].items[0].key, "leader-1");
+      assert_string_equal(p->kv[1].items[0].value, "90");
+    } else if (strcmp(p->name, "hotspot") == 0) {
+      assert_int_equal(p->n_kv, 4); /* window_days, threshold, factor, baseline_days */
+    }
+  }
 
   /* parents first: the county, then each township followed by its communities */
   assert_string_equal(cfg.units[0].path, "qd");

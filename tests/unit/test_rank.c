@@ -92,7 +92,11 @@ static int ask(mh_t *h, const char *period, const char *tier, const char *extra,
     msgpack_pack_int(&pk, 1);
   }
   size_t len, off = 0;
-  int rc = mh_query(h, "rank", (const uint8_t *)sb.data, sb.size, jur, &r->buf, &len, err);
+  lx_query_t q;
+  int rc = mh_query(h, "rank", (const uint8_t *)sb.data, sb.size, jur, &q);
+  snprintf(err, 256, "%s", q.error);
+  r->buf = q.reply;
+  len = q.reply_len;
   msgpack_sbuffer_destroy(&sb);
   if (rc == 0) {
     msgpack_zone_init(&r->z, 4096);
