@@ -141,10 +141,14 @@ static void test_sample_loads(void **state)
   assert_non_null(strstr(cfg.store_path, "config/../data"));
   assert_int_equal(cfg.map_size, 64ULL << 20);
   assert_int_equal(cfg.map_max, 16ULL << 30);
-  assert_int_equal(cfg.n_plugins, 1);
+  assert_int_equal(cfg.n_plugins, 2);
   assert_string_equal(cfg.plugins[0].name, "escalate");
   assert_null(cfg.plugins[0].path);
   assert_int_equal(cfg.plugins[0].n_kv, 4);
+  assert_string_equal(cfg.plugins[1].name, "rank"); /* escalate first: rank counts by its clock */
+  assert_int_equal(cfg.plugins[1].n_kv, 3);
+  assert_int_equal(cfg.plugins[1].kv[1].shape, LX_CONF_MAP);
+  assert_int_equal(cfg.plugins[1].kv[1].n_items, 3);
 
   /* parents first: the county, then each township followed by its communities */
   assert_string_equal(cfg.units[0].path, "qd");
