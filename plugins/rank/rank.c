@@ -147,7 +147,6 @@ static int rk_init(const lx_host_api_t *api, lx_host_t *host, void **state) {
     return -1;
   r->api = api;
   r->host = host;
-  r->armed = -1;
   int bad = conf_period(r);
   bad |= conf_weights(r);
   bad |= conf_list_size(r);
@@ -262,7 +261,9 @@ static void rk_apply(void *state, lx_txn_t *t, const lx_rec_t *rec) {
   rk_t *r = state;
   const void *v;
   size_t n;
-  if (r->api->get(t, r->meta, "since", 5, &v, &n) == 1)
+  /* since_stored only skips a look-up that would find the key: it is set
+   * after a commit (react), so apply writes the same with or without it. */
+  if (!r->since_stored && r->api->get(t, r->meta, "since", 5, &v, &n) == 1)
     r->api->put(t, r->meta, "since", 5, &rec->rat, sizeof rec->rat);
   if (rec->type == LX_REC_PLUGIN && slice_is(rec->type_name, "ranking"))
     apply_ranking(r, t, rec);
@@ -342,7 +343,6 @@ static void rk_on_timer(void *state, int64_t now) {
       done += rank_period(r, t, &p) > 0;
     }
   r->api->read_end(t);
-  r->armed = next;
   r->api->arm(r->host, next);
 }
 
@@ -360,6 +360,7 @@ static int alert_part(void *arg, const msgpack_object_kv *kv) {
 
 static void rk_react(void *state, const lx_rec_t *rec) {
   rk_t *r = state;
+  r->since_stored = true; /* this record's apply stored it, or an earlier one did */
   if (rec->type != LX_REC_PLUGIN || !slice_is(rec->type_name, "ranking"))
     return;
   msgpack_sbuffer sb;

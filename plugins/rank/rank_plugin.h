@@ -22,7 +22,7 @@ typedef struct rk {
   int64_t off;           /* calendar.utc_offset, ms */
   rk_units_t units[2];   /* communities, townships: sorted paths */
   const char *county;    /* the unit of ranking records */
-  int64_t armed;
+  bool since_stored;     /* meta "since" is committed: apply need not look */
   rk_fact_t fact;        /* apply's scratch */
 } rk_t;
 

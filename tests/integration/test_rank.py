@@ -223,10 +223,11 @@ def test_hand_worked_month(tmp_path):
         assert all(r["received"] == 0 for r in cur["ranking"]["rows"])
         # Without `period`: the current one.
         assert s.d.request({"op": "rank", "tier": "community"})["ranking"]["period"] == "2026-12"
-        # Alerts were published for each record (the log holds them); a
-        # subscriber that missed them replays: checked in test_alert below.
     finally:
         s.stop()
+    # The store this script made rebuilds byte for byte, rankings re-checked.
+    rc, out = audit(s.cfg, os.path.join(str(tmp_path), "data"))
+    assert rc == 0 and "0 discrepancies" in out, out
 
 
 def test_alert_on_county_topic(tmp_path):

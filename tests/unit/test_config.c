@@ -154,6 +154,11 @@ static void test_sample_loads(void **state)
       assert_int_equal(p->kv[1].n_items, 1);
       assert_string_equal(p->kv[1].items[0].key, "leader-1");
       assert_string_equal(p->kv[1].items[0].value, "90");
+    } else if (strcmp(p->name, "rank") == 0) { /* after escalate: rank counts by its clock */
+      assert_int_equal(i, 1);
+      assert_int_equal(p->n_kv, 3);
+      assert_int_equal(p->kv[1].shape, LX_CONF_MAP);
+      assert_int_equal(p->kv[1].n_items, 3);
     } else if (strcmp(p->name, "hotspot") == 0) {
       assert_int_equal(p->n_kv, 4); /* window_days, threshold, factor, baseline_days */
     }
