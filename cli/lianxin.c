@@ -294,7 +294,7 @@ static const char main_help[] =
   "  stats              the daemon's counters\n"
   "  appeal ID          an appeal's state (now, or --at a past time)\n"
   "  watch PREFIX       print alerts about units under PREFIX as they come\n"
-  "  quota              field days of every cadre this year (or --year), and who is behind\n"
+  "  quota              field days per cadre this year (or --year), who is behind\n"
   "  keygen NAME        write a CURVE key pair (or --sign: an Ed25519 pair)\n"
   "  verify             recompute the hash chain, checkpoints and head (auditors)\n"
   "  backup DIR         a consistent, compacted copy of a store, daemon running\n"
