@@ -295,7 +295,7 @@ static const char main_help[] =
   "  appeal ID          an appeal's state (now, or --at a past time)\n"
   "  watch PREFIX       print alerts about units under PREFIX as they come\n"
   "  rank               a period's red and black lists, recomputed from the log\n"
-  "  quota              field days of every cadre this year (or --year), and who is behind\n"
+  "  quota              field days per cadre this year (or --year), who is behind\n"
   "  keygen NAME        write a CURVE key pair (or --sign: an Ed25519 pair)\n"
   "  passwd NAME        print a users-file line for lianxin-web (password on stdin)\n"
   "  verify             recompute the hash chain, checkpoints and head (auditors)\n"

@@ -385,7 +385,8 @@ static int qt_table(const qt_t *q, lx_txn_t *t, int year, int64_t before, int mo
       tab->rows[kept++] = *row;
   }
   tab->n = kept;
-  qsort(tab->rows, tab->n, sizeof *tab->rows, row_cmp);
+  if (tab->n > 1)
+    qsort(tab->rows, tab->n, sizeof *tab->rows, row_cmp);
   return 0;
 }
 

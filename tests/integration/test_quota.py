@@ -304,3 +304,33 @@ def test_field_key_denied_supervisor_narrowed(secure):
     assert units("sup-hx") == [("qd.hx", "c1")]
     assert units("sup-hx", unit="qd") == [("qd.hx", "c1")]
     assert units("sup-hx", unit="qd.xs") == []
+
+
+def test_sigkill_at_the_month_end_never_doubles(tmp_path):
+    # The visits are stored well before the end of March, then copies of the
+    # store are started half a second before midnight and SIGKILLed around
+    # it: whether March was told before the kill, half told, or not at all,
+    # the next start leaves exactly one record per township.
+    base = os.path.join(str(tmp_path), "base")
+    os.mkdir(base)
+    d = start(base, ms(2026, 3, 31, 12))
+    publish_all(d, [visit_by(*v) for v in SCENARIO[:7]])
+    assert d.stop() == 0
+    for i, delay in enumerate([0.2, 0.45, 0.5, 0.55, 0.7, 1.0]):
+        tmp = os.path.join(str(tmp_path), "kill-%d" % i)
+        shutil.copytree(base, tmp, ignore=shutil.ignore_patterns("*.sock", "daemon.log"))
+        d = Daemon(tmp=tmp, env={"LIANXIN_FAKE_CLOCK": "%d:1" % (ms(2026, 4, 1) - 500)})
+        t0 = time.time()
+        d.start()
+        time.sleep(max(0.0, delay - (time.time() - t0)))
+        d.kill()
+        d = start(tmp, ms(2026, 4, 1, 0, 10))
+        try:
+            got = wait_quota(d, 2)
+            time.sleep(0.3)
+            got = records(d, "quota")
+            # c1 3 of 15, leader-1 1 of 23 in hx; c4 1 of 15 in nh.
+            assert [(e["unit"], e["body"]["month"], len(e["body"]["behind"])) for _, _, e in got] == [
+                ("qd.hx", 3, 2), ("qd.nh", 3, 1)], (delay, got)
+        finally:
+            d.cleanup()

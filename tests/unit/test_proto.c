@@ -381,6 +381,67 @@ static void test_stored_parse(void **state) {
   done(&d);
 }
 
+/* A plugin type's body: scalars, and lists and maps of them (a quota's
+ * `behind`); ext values and bad UTF-8 inside are refused under the body
+ * key, a non-string key as anywhere in a frame, and nesting past the frame's depth limit is E_DECODE. */
+static bool quota_type(void *arg, const char *name, size_t len) {
+  return len == 5 && memcmp(name, "quota", 5) == 0;
+}
+
+static int plugin_event(int variant, lx_error_t *err) {
+  msgpack_sbuffer sb;
+  msgpack_packer pk;
+  msgpack_zone z;
+  lx_event_t ev;
+  msgpack_sbuffer_init(&sb);
+  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_pack_map(&pk, 7);
+  for (const kv_t *kv = env_base; kv->key; kv++)
+    if (strcmp(kv->key, "type") != 0)
+      pack_kv(&pk, kv);
+  lx_mp_pack_cstr(&pk, "type");
+  lx_mp_pack_cstr(&pk, "quota");
+  lx_mp_pack_cstr(&pk, "body");
+  msgpack_pack_map(&pk, 2);
+  lx_mp_pack_cstr(&pk, "year");
+  msgpack_pack_int(&pk, 2026);
+  lx_mp_pack_cstr(&pk, "behind");
+  msgpack_pack_array(&pk, 1);
+  switch (variant) {
+  case 0: /* [{actor: "c1", days: 3}] */
+    msgpack_pack_map(&pk, 2);
+    lx_mp_pack_cstr(&pk, "actor");
+    lx_mp_pack_cstr(&pk, "c1");
+    lx_mp_pack_cstr(&pk, "days");
+    msgpack_pack_int(&pk, 3);
+    break;
+  case 1: msgpack_pack_ext_with_body(&pk, "x", 1, 1); break;
+  case 2: msgpack_pack_map(&pk, 1); msgpack_pack_int(&pk, 1); msgpack_pack_int(&pk, 2); break;
+  case 3: msgpack_pack_str_with_body(&pk, "\xff", 1); break;
+  default: msgpack_pack_array(&pk, 1); msgpack_pack_array(&pk, 1); msgpack_pack_int(&pk, 1); break;
+  }
+  lx_schema_ctx_t ctx = {.allow_daemon_types = true, .plugin_type = quota_type};
+  msgpack_zone_init(&z, 1024);
+  int rc = lx_event_decode((const uint8_t *)sb.data, sb.size, &ctx, &z, &ev, NULL, err);
+  msgpack_zone_destroy(&z);
+  msgpack_sbuffer_destroy(&sb);
+  return rc;
+}
+
+static void test_plugin_bodies(void **state) {
+  lx_error_t err;
+  assert_int_equal(plugin_event(0, &err), 0);
+  /* an ext value and bad UTF-8 inside: E_SCHEMA under the body key */
+  for (int v = 1; v <= 3; v += 2) {
+    memset(&err, 0, sizeof err);
+    assert_int_equal(plugin_event(v, &err), LX_ESCHEMA);
+    assert_non_null(strstr(err.msg, "body.behind"));
+  }
+  /* a non-string key: E_DECODE, as anywhere in a frame (PROTOCOL.md) */
+  assert_int_equal(plugin_event(2, &err), LX_EDECODE);
+  assert_int_equal(plugin_event(4, &err), LX_EDECODE);
+}
+
 static void test_names(void **state) {
   assert_string_equal(lx_strerror(LX_ETOOBIG), "E_TOO_BIG");
   assert_string_equal(lx_strerror(LX_ENOTFOUND), "E_NOTFOUND");
@@ -396,7 +457,7 @@ int main(void) {
       cmocka_unit_test(test_normalisation),  cmocka_unit_test(test_structural_attacks),
       cmocka_unit_test(test_too_big),        cmocka_unit_test(test_invalid_utf8),
       cmocka_unit_test(test_id_echoed_on_error), cmocka_unit_test(test_stored_parse),
-      cmocka_unit_test(test_names),
+      cmocka_unit_test(test_names), cmocka_unit_test(test_plugin_bodies),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
