@@ -106,6 +106,9 @@ enum MHD_Result lxw_metrics(lxw_req_t *r) {
   msgpack_unpacked_destroy(&u);
   uint64_t reqs, refused;
   lxw_http_counts(&reqs, &refused);
+  metric_head(&b, "lianxin_web_alerts_following", "gauge",
+              "1 once the gateway follows the daemon's alerts (/api/alerts answers 503 before)");
+  put(&b, "lianxin_web_alerts_following %d\n", lxw_alerts_ready() ? 1 : 0);
   metric_head(&b, "lianxin_web_sse_clients", "gauge", "open /api/alerts streams");
   put(&b, "lianxin_web_sse_clients %d\n", lxw_sse_clients());
   metric_head(&b, "lianxin_web_requests_total", "counter", "HTTP requests the gateway received");

@@ -157,6 +157,7 @@ static int n_list_keys(const list_req_t *q) {
 
 /* Pages the daemon's `appeals` into out until REQUESTS_MAX or the end. */
 static int list(lxw_req_t *r, list_req_t *q, const names_t *n, cJSON *out) {
+  int count = 0; /* cJSON_GetArraySize walks the list: keep the count here */
   for (;;) {
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
@@ -166,9 +167,9 @@ static int list(lxw_req_t *r, list_req_t *q, const names_t *n, cJSON *out) {
     }
     const msgpack_object *rows = lxw_mp_get(&u.data, "appeals"), *next = lxw_mp_get(&u.data, "next");
     for (uint32_t i = 0; rows && rows->type == MSGPACK_OBJECT_ARRAY && i < rows->via.array.size &&
-                         cJSON_GetArraySize(out) < REQUESTS_MAX; i++)
+                         count < REQUESTS_MAX; i++, count++)
       cJSON_AddItemToArray(out, request_json(r, n, &rows->via.array.ptr[i]));
-    bool more = next && next->type == MSGPACK_OBJECT_STR && cJSON_GetArraySize(out) < REQUESTS_MAX;
+    bool more = next && next->type == MSGPACK_OBJECT_STR && count < REQUESTS_MAX;
     if (more)
       lxw_mp_str(next, q->after, sizeof q->after);
     msgpack_unpacked_destroy(&u);

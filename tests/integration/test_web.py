@@ -576,9 +576,10 @@ def test_gateway_with_its_own_curve_key(tmp_path):
     text = open(cfg).read().replace("key: web.key", "key: stranger.key")
     with open(cfg, "w") as f:
         f.write(text)
-    gw = Gateway(d, cfg).start()
+    gw = Gateway(d, cfg).start(following=False)
     try:
         assert gw.metrics()["lianxin_up"] == 0
+        assert gw.metrics()["lianxin_web_alerts_following"] == 0
         assert gw.get("/api/units", "alice")[0] == 503
     finally:
         assert gw.stop() == 0

@@ -67,21 +67,25 @@ class Gateway:
         self.proc = None
         self.log_path = os.path.join(daemon.tmp, "web-%d.log" % self.port)
 
-    def start(self, timeout=10.0):
+    def start(self, timeout=10.0, following=True):
+        """Returns once /metrics answers (and, with following, once the
+        gateway follows the daemon's alerts, so /api/alerts is served)."""
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [GATEWAY, "--config", self.config, "--listen", "127.0.0.1:%d" % self.port,
              "--query", self.daemon.query, "--alerts", self.daemon.alerts] + self.extra_args,
             stdout=self.log, stderr=subprocess.STDOUT)
-        end = time.time() + timeout
+        end = time.time() + timeout * lxtest.TIMEOUT_SCALE
         while time.time() < end:
             if self.proc.poll() is not None:
                 raise RuntimeError("lianxin-web exited %s:\n%s" % (self.proc.returncode, self.read_log()))
             try:
-                if self.get("/metrics")[0] == 200:
+                if self.get("/metrics")[0] == 200 and (
+                        not following or self.metrics()["lianxin_web_alerts_following"] == 1):
                     return self
             except OSError:
-                time.sleep(0.05)
+                pass
+            time.sleep(0.05)
         raise RuntimeError("lianxin-web did not answer:\n" + self.read_log())
 
     def read_log(self):
