@@ -61,10 +61,18 @@ static const cfg_field_t top_fields[] = {
   {"checkpoints", CT_MAP, false, 0, 0, NO_OFF, NULL, "signed checkpoint records (off if absent)"},
   {"security", CT_MAP, false, 0, 0, NO_OFF, NULL,
    "CURVE keys and the client registry (plain sockets on loopback if absent)"},
+  {"log", CT_MAP, false, 0, 0, NO_OFF, NULL, "how the daemon logs on stderr"},
 };
 enum {
   TOP_LISTEN, TOP_STORE, TOP_UNITS, TOP_CATEGORIES, TOP_DEADLINES, TOP_CALENDAR, TOP_PLUGINS,
-  TOP_CHECKPOINTS, TOP_SECURITY
+  TOP_CHECKPOINTS, TOP_SECURITY, TOP_LOG
+};
+
+static const cfg_field_t log_fields[] = {
+  {"format", CT_NAME, false, 1, 8, offsetof(lx_log_conf_t, format), "text",
+   "text (one line per message) or json (one JSON object per line); --log-format wins"},
+  {"level", CT_NAME, false, 1, 8, offsetof(lx_log_conf_t, level), "info",
+   "error, warn, info or debug; --log-level wins"},
 };
 
 static const cfg_field_t checkpoints_fields[] = {
@@ -141,13 +149,14 @@ static const cfg_section_t unit_secs[] = {
 static const cfg_section_t category_sec = SECTION("categories[]", category_fields, false);
 static const cfg_section_t checkpoints_sec = SECTION("checkpoints", checkpoints_fields, false);
 static const cfg_section_t security_sec = SECTION("security", security_fields, false);
+static const cfg_section_t log_sec = SECTION("log", log_fields, false);
 
 static const cfg_section_t *const all_secs[] = {
   &top_sec, &listen_sec, &store_sec, &unit_secs[LX_TIER_COUNTY],
   &unit_secs[LX_TIER_TOWNSHIP], &unit_secs[LX_TIER_COMMUNITY], &category_sec,
   &lx__cfg_deadlines_sec, &lx__cfg_normal_sec, &lx__cfg_urgent_sec, &lx__cfg_override_sec,
   &lx__cfg_override_tiers_sec, &lx__cfg_calendar_sec, &lx__cfg_cal_year_sec, &lx__cfg_plugin_sec,
-  &checkpoints_sec, &security_sec,
+  &checkpoints_sec, &security_sec, &log_sec,
 };
 
 /* ------------------------------------------------------------- problems */
@@ -421,6 +430,19 @@ static void check_paths_section(cfg_ctx_t *c, yaml_node_t *node, const char *nam
   }
 }
 
+static void check_log(cfg_ctx_t *c, yaml_node_t *node)
+{
+  yaml_node_t *got[CFG_MAX_FIELDS];
+  lx_log_conf_t *lc = &c->cfg->log;
+  if (!lx__cfg_check_map(c, node, "log", &log_sec, lc, got))
+    return;
+  if (got[0] && strcmp(lc->format, "text") && strcmp(lc->format, "json"))
+    lx__cfg_err(c, node_line(got[0]), "log.format", "expected text or json");
+  if (got[1] && strcmp(lc->level, "error") && strcmp(lc->level, "warn") &&
+      strcmp(lc->level, "info") && strcmp(lc->level, "debug"))
+    lx__cfg_err(c, node_line(got[1]), "log.level", "expected error, warn, info or debug");
+}
+
 /* The schema walk. Categories go before deadlines, whose overrides refer
  * to them, whatever the order in the file. */
 static void check_doc(cfg_ctx_t *c)
@@ -457,6 +479,8 @@ static void check_doc(cfg_ctx_t *c)
     check_paths_section(c, got[TOP_SECURITY], "security", &security_sec, &c->cfg->security,
                         &c->cfg->security.line,
                         (char **[]){&c->cfg->security.server_key, &c->cfg->security.clients, NULL});
+  if (got[TOP_LOG])
+    check_log(c, got[TOP_LOG]);
   char *store = lx__cfg_resolve(c, c->cfg->store_path);
   free(c->cfg->store_path);
   c->cfg->store_path = store;
@@ -615,6 +639,8 @@ void lx_config_free(lx_config_t *cfg)
   free(cfg->checkpoints.key);
   free(cfg->security.server_key);
   free(cfg->security.clients);
+  free(cfg->log.format);
+  free(cfg->log.level);
   for (size_t i = 0; i < cfg->n_units; i++)
     free(cfg->units[i].name);
   free(cfg->units);

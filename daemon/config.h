@@ -129,6 +129,12 @@ typedef struct lx_security_conf {
   int line;
 } lx_security_conf_t;
 
+/* log: how the daemon logs (command-line flags win). */
+typedef struct lx_log_conf {
+  char *format; /* "text" or "json"; NULL: not given */
+  char *level;  /* "error", "warn", "info" or "debug"; NULL: not given */
+} lx_log_conf_t;
+
 typedef struct lx_config {
   char *file; /* the config file as given */
   char *dir;  /* its directory: relative paths in the file resolve here */
@@ -157,6 +163,7 @@ typedef struct lx_config {
   lx_calendar_conf_t calendar; /* calendar: */
   lx_checkpoint_conf_t checkpoints; /* checkpoints: */
   lx_security_conf_t security;       /* security: */
+  lx_log_conf_t log;                 /* log: */
 } lx_config_t;
 
 /* Loads and checks FILE. On success returns 0 and fills *out (caller owns it;

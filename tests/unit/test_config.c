@@ -354,7 +354,7 @@ static void test_unknown_keys(void **state)
 {
   expect_error(MIN "colour: blue\n", 11,
                "colour: unknown key; valid keys: listen, store, units, categories, "
-               "deadlines, calendar, plugins, checkpoints, security\n");
+               "deadlines, calendar, plugins, checkpoints, security, log\n");
   expect_error(MIN "store:\n  pathh: x\n", 12,
                "store.pathh: unknown key; valid keys: path, map_size, map_max\n");
   expect_error(MIN_UNITS "          - {code: xc, nmae: 新村}\n" MIN_CATS, 9,
