@@ -18,6 +18,7 @@ typedef struct lx_ingest lx_ingest_t;
 typedef struct lx_host lx_host_t;
 typedef struct lx_calendar lx_calendar_t;
 typedef struct lx_ckpt lx_ckpt_t;
+typedef struct lx_notify lx_notify_t;
 
 typedef struct lx_stats {
   uint64_t accepted;      /* events stored since start */
@@ -43,6 +44,7 @@ typedef struct lx_daemon {
   lx_ingest_t *ingest;
   lx_calendar_t *cal;
   lx_ckpt_t *ckpt;       /* NULL when checkpoints are off */
+  lx_notify_t *notify;   /* NULL without NOTIFY_SOCKET (notify.c) */
   lx_host_t **hosts;     /* one per configured plugin, in config order */
   size_t n_hosts;
   uv_signal_t sigint, sigterm;

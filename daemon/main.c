@@ -22,6 +22,8 @@
 #include "clock.h"
 #include "daemon.h"
 #include "log.h"
+#include "notify.h"
+#include "reload.h"
 #include "plugin_host.h"
 
 typedef struct opts {
@@ -164,12 +166,14 @@ static void on_signal(uv_signal_t *h, int signum) {
   if (d->stopping++)
     return;
   lx_info("main", "%s: stopping", strsignal(signum));
+  lx_notify_stopping(d);
   lx_checkpoint_stop(d);
   lx_plugins_close(d);
   lx_ingest_stop(d);
   lx_query_stop(d);
   lx_alerts_stop(d);
   lx_auth_stop(d);
+  lx_reload_stop(d);
   uv_close((uv_handle_t *)&d->sigint, NULL);
   uv_close((uv_handle_t *)&d->sigterm, NULL);
 }
@@ -212,8 +216,10 @@ static int start(lx_daemon_t *d) {
   d->sigint.data = d->sigterm.data = d;
   uv_signal_start(&d->sigint, on_signal, SIGINT);
   uv_signal_start(&d->sigterm, on_signal, SIGTERM);
+  lx_reload_start(d);
   /* Escalations that fell due while the daemon was down are made now. */
   lx_plugins_start(d);
+  lx_notify_ready(d);
   return 0;
 }
 
