@@ -43,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sodium.h>
 #include <sys/stat.h>
 #include <yaml.h>
 
@@ -593,17 +594,23 @@ static FILE *open_file(cfg_ctx_t *c, const char *file)
 
 /* ----------------------------------------------------------------- API */
 
-int lx_config_load(const char *file, lx_config_t *out, char **errors)
+static int finish_load(cfg_ctx_t *c, lx_config_t *cfg, lx_config_t *out, char **errors);
+
+/* Loads and checks BYTES (kept by the config, which takes them) as FILE. */
+static int load_bytes(const char *file, uint8_t *bytes, size_t n, lx_config_t *out,
+                      char **errors)
 {
   lx_config_t cfg = {0};
   cfg_ctx_t c = {.file = file, .cfg = &cfg};
   yaml_document_t doc;
-  assert(file && out);
-  memset(out, 0, sizeof *out);
-  if (errors)
-    *errors = NULL;
-  FILE *fp = open_file(&c, file);
-  if (fp) {
+  cfg.bytes = bytes;
+  cfg.n_bytes = n;
+  crypto_generichash(cfg.hash, sizeof cfg.hash, bytes, n, NULL, 0);
+  /* fmemopen refuses a zero-length buffer: an empty file reads as "\n". */
+  FILE *fp = n ? fmemopen(bytes, n, "rb") : fmemopen((void *)"\n", 1, "rb");
+  if (!fp) {
+    c.oom = true;
+  } else {
     if (!set_defaults(&cfg, file))
       c.oom = true;
     else if (lx__cfg_parse_doc(&c, fp, &doc)) {
@@ -613,17 +620,86 @@ int lx_config_load(const char *file, lx_config_t *out, char **errors)
     }
     fclose(fp);
   }
-  if (!c.n_probs && !c.oom) {
-    *out = cfg;
+  return finish_load(&c, &cfg, out, errors);
+}
+
+static int finish_load(cfg_ctx_t *c, lx_config_t *cfg, lx_config_t *out, char **errors)
+{
+  if (!c->n_probs && !c->oom) {
+    *out = *cfg;
     return 0;
   }
-  lx_config_free(&cfg);
-  char *text = take_problems(&c);
+  lx_config_free(cfg);
+  char *text = take_problems(c);
   if (errors)
     *errors = text;
   else
     free(text);
   return -1;
+}
+
+/* Reads the whole file: the hash is of exactly the bytes that were parsed. */
+static uint8_t *read_all(cfg_ctx_t *c, const char *file, size_t *n)
+{
+  FILE *fp = open_file(c, file);
+  uint8_t *buf = NULL;
+  size_t cap = 0;
+  *n = 0;
+  if (!fp)
+    return NULL;
+  for (;;) {
+    if (*n == cap) {
+      uint8_t *p = cap >= LX_CONFIG_BYTES_MAX ? NULL : realloc(buf, cap ? cap * 2 : 4096);
+      if (!p) {
+        lx__cfg_err(c, 0, NULL, cap >= LX_CONFIG_BYTES_MAX ? "larger than %u bytes"
+                    : "out of memory (%u)", LX_CONFIG_BYTES_MAX);
+        free(buf);
+        fclose(fp);
+        return NULL;
+      }
+      buf = p;
+      cap = cap ? cap * 2 : 4096;
+    }
+    size_t got = fread(buf + *n, 1, cap - *n, fp);
+    *n += got;
+    if (got == 0)
+      break;
+  }
+  if (ferror(fp)) {
+    lx__cfg_err(c, 0, NULL, "cannot read: %s", strerror(errno));
+    free(buf);
+    buf = NULL;
+  }
+  fclose(fp);
+  return buf;
+}
+
+int lx_config_load(const char *file, lx_config_t *out, char **errors)
+{
+  lx_config_t cfg = {0};
+  cfg_ctx_t c = {.file = file, .cfg = &cfg};
+  size_t n;
+  assert(file && out);
+  memset(out, 0, sizeof *out);
+  if (errors)
+    *errors = NULL;
+  uint8_t *bytes = read_all(&c, file, &n);
+  if (!bytes)
+    return finish_load(&c, &cfg, out, errors);
+  return load_bytes(file, bytes, n, out, errors);
+}
+
+int lx_config_load_bytes(const char *file, const uint8_t *bytes, size_t n, lx_config_t *out,
+                         char **errors)
+{
+  uint8_t *copy = malloc(n ? n : 1);
+  memset(out, 0, sizeof *out);
+  if (errors)
+    *errors = NULL;
+  if (!copy)
+    return -1;
+  memcpy(copy, bytes, n);
+  return load_bytes(file, copy, n, out, errors);
 }
 
 void lx_config_free(lx_config_t *cfg)
@@ -632,6 +708,7 @@ void lx_config_free(lx_config_t *cfg)
     return;
   free(cfg->file);
   free(cfg->dir);
+  free(cfg->bytes);
   free(cfg->ingest_ep);
   free(cfg->alerts_ep);
   free(cfg->query_ep);
@@ -667,6 +744,14 @@ int lx_config_find_unit(const lx_config_t *cfg, const char *path, size_t len)
       return (int)i;
   }
   return -1;
+}
+
+const char *lx_config_county(const lx_config_t *cfg)
+{
+  for (size_t i = 0; i < cfg->n_units; i++)
+    if (cfg->units[i].tier == LX_TIER_COUNTY)
+      return cfg->units[i].path;
+  return "";
 }
 
 int lx_config_find_category(const lx_config_t *cfg, const char *code, size_t len)

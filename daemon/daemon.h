@@ -58,6 +58,10 @@ typedef struct lx_daemon {
   uint64_t started_ms;
   lx_stats_t stats;
   int stopping;
+  /* What the command line set (main.c), which a reload keeps. */
+  const char *opt_data, *opt_ingest, *opt_alerts, *opt_query;
+  bool opt_log_format, opt_log_level;
+  uv_timer_t reload_timer; /* reload.c: SIGHUPs of one loop turn make one reload */
 } lx_daemon_t;
 
 /* ingest.c: the ingest socket's handler and the group commit. */

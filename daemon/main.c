@@ -116,13 +116,6 @@ static int check_config(const char *file) {
   return 0;
 }
 
-static void override(char **slot, const char *value) {
-  if (value) {
-    free(*slot);
-    *slot = strdup(value);
-  }
-}
-
 /* Creates, configures and binds one socket. */
 static void *bind_socket(lx_daemon_t *d, int type, const char *ep, const char *what) {
   void *s = zmq_socket(d->zctx, type);
@@ -217,7 +210,10 @@ static int start(lx_daemon_t *d) {
   uv_signal_start(&d->sigint, on_signal, SIGINT);
   uv_signal_start(&d->sigterm, on_signal, SIGTERM);
   lx_reload_start(d);
-  /* Escalations that fell due while the daemon was down are made now. */
+  /* A changed file is recorded before anything it governs; then the
+   * escalations that fell due while the daemon was down are made. */
+  if (lx_reload_record_start(d))
+    return -1;
   lx_plugins_start(d);
   lx_notify_ready(d);
   return 0;
@@ -275,10 +271,13 @@ int main(int argc, char **argv) {
     lx_log_format = lx_log_format_parse(d.cfg.log.format);
   if (!o.log_level && d.cfg.log.level)
     lx_log_level = lx_log_level_parse(d.cfg.log.level);
-  override(&d.cfg.store_path, o.data);
-  override(&d.cfg.ingest_ep, o.ingest);
-  override(&d.cfg.alerts_ep, o.alerts);
-  override(&d.cfg.query_ep, o.query);
+  d.opt_data = o.data;
+  d.opt_ingest = o.ingest;
+  d.opt_alerts = o.alerts;
+  d.opt_query = o.query;
+  d.opt_log_format = o.log_format != NULL;
+  d.opt_log_level = o.log_level != NULL;
+  lx_reload_overrides(&d, &d.cfg);
   signal(SIGPIPE, SIG_IGN);
   if (lx_clock_is_fake())
     lx_warn("main", "LIANXIN_FAKE_CLOCK is set: receive times come from a test clock");

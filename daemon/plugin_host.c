@@ -41,6 +41,8 @@ struct lx_host {
   lx_host_api_t api;    /* what init is given: plugin_txn.c's slots and the ones below */
   char **errors;        /* where conf_error writes while loading */
   int failed;
+  void *next;           /* a reload's new state, until it is taken or dropped */
+  bool *next_used;      /* the used flags of the new entry's keys */
 };
 _Static_assert(offsetof(struct lx_host, env) == 0, "plugin_txn.c finds the env at the host");
 
@@ -228,6 +230,7 @@ static void on_timer_closed(uv_handle_t *t) {
   if (h->lib_open)
     uv_dlclose(&h->lib);
   free(h->used);
+  free(h->next_used);
   free(h);
 }
 
@@ -250,6 +253,96 @@ void lx_plugins_close(lx_daemon_t *d) {
   free(d->hosts);
   d->hosts = NULL;
   d->n_hosts = 0;
+}
+
+/* --- reload ----------------------------------------------------------------- */
+
+/* Calls one plugin's reload with the new entry (and config and calendar)
+ * in view, then puts its view back. */
+static int reload_one(lx_host_t *h, const lx_config_t *nc, const lx_calendar_t *ncal,
+                      char **errors) {
+  const lx_plugin_conf_t *pc = &nc->plugins[h->index], *old = h->conf;
+  lx_plugin_env_t saved = h->env;
+  if (!(h->next_used = calloc(pc->n_kv + 1, sizeof *h->next_used)))
+    return -1;
+  h->conf = pc;
+  h->env.cfg = nc;
+  h->env.cal = ncal;
+  h->env.kv = pc->kv;
+  h->env.n_kv = pc->n_kv;
+  h->env.used = h->next_used;
+  h->errors = errors;
+  h->failed = 0;
+  int rc = h->plugin->reload(h->state, &h->next);
+  for (size_t i = 0; i < pc->n_kv && (rc == 0 || h->failed); i++)
+    if (!h->next_used[i])
+      h->api.conf_error(h, pc->kv[i].key, "unknown key for plugin %s", h->plugin->name);
+  if ((rc || h->failed) && !h->failed)
+    add_error(errors, "%s:%d: plugins[%d] (%s): reload failed (see the log)", nc->file,
+              pc->line, h->index, pc->name);
+  if (rc == 0 && h->failed && h->plugin->close)
+    h->plugin->close(h->next);
+  if (rc || h->failed)
+    h->next = NULL;
+  h->env = saved;
+  h->conf = old;
+  h->errors = NULL;
+  return h->next ? 0 : -1;
+}
+
+int lx_plugins_reload_check(lx_daemon_t *d, const lx_config_t *nc, const lx_calendar_t *ncal,
+                            char **errors) {
+  int bad = 0;
+  for (size_t i = 0; i < d->n_hosts; i++) {
+    lx_host_t *h = d->hosts[i];
+    const lx_plugin_conf_t *pc = &nc->plugins[i];
+    if (lx_config_plugin_same(h->conf, pc))
+      continue;
+    if (!h->plugin->reload) {
+      add_error(errors, "%s:%d: plugins[%d] (%s): its settings changed, but this plugin cannot "
+                "reload them: restart the daemon to apply them", nc->file, pc->line, h->index,
+                pc->name);
+      bad = 1;
+    } else if (reload_one(h, nc, ncal, errors)) {
+      bad = 1;
+    }
+  }
+  if (bad)
+    lx_plugins_reload_drop(d);
+  return bad ? -1 : 0;
+}
+
+void lx_plugins_reload_drop(lx_daemon_t *d) {
+  for (size_t i = 0; i < d->n_hosts; i++) {
+    lx_host_t *h = d->hosts[i];
+    if (h->next && h->plugin->close)
+      h->plugin->close(h->next);
+    h->next = NULL;
+    free(h->next_used);
+    h->next_used = NULL;
+  }
+}
+
+void lx_plugins_reload_take(lx_daemon_t *d) {
+  for (size_t i = 0; i < d->n_hosts; i++) {
+    lx_host_t *h = d->hosts[i];
+    if (h->next) {
+      if (h->plugin->close)
+        h->plugin->close(h->state);
+      h->state = h->next;
+      h->next = NULL;
+      free(h->used);
+      h->used = h->next_used;
+      h->next_used = NULL;
+      lx_info(h->env.sub, "settings reloaded");
+    }
+    h->conf = &d->cfg.plugins[i];
+    h->env.cfg = &d->cfg;
+    h->env.cal = d->cal;
+    h->env.kv = h->conf->kv;
+    h->env.n_kv = h->conf->n_kv;
+    h->env.used = h->used;
+  }
 }
 
 /* --- records ------------------------------------------------------------------- */
