@@ -218,8 +218,9 @@ static int load_in_force(lx_daemon_t *d, const uint8_t hash[32], lx_config_t *ou
   int rc = -1;
   if (lx_store_read_begin(d->store, &txn))
     return -1;
-  if (lx_cfgstore_bytes(txn, hash, &bytes, &n) == 0)
-    rc = lx_config_load_bytes(d->cfg.file, bytes, n, out, &errors);
+  if (lx_cfgstore_bytes(txn, hash, &bytes, &n) == 0 &&
+      (rc = lx_config_load_bytes(d->cfg.file, bytes, n, out, &errors)) == 0)
+    lx_reload_overrides(d, out); /* the command line applied then as now */
   lx_store_read_end(d->store, txn);
   free(errors);
   return rc;
