@@ -74,15 +74,18 @@ def test_ready_status_watchdog_reload_stopping(tmp_path):
             while "1 records" not in st["STATUS"]:
                 st = n.wait_for("STATUS", timeout=5)
             assert st["STATUS"] == "serving: 1 records, 1 open appeals"
-            # WATCHDOG=1 at least every 300 ms (half of 600 ms), and not a flood.
+            # WATCHDOG=1 every 200 ms (a third of 600 ms): the median gap is
+            # under half the interval, no gap reaches the whole interval (the
+            # test's own reads may lag on a loaded machine), and no flood.
             n.got.clear()
             end = time.monotonic() + 3.0
             while time.monotonic() < end:
                 n.recv(0.5)
             pings = [t for t, m in n.got if m.get("WATCHDOG") == "1"]
             gaps = [b - a for a, b in zip(pings, pings[1:])]
-            assert len(pings) >= 9 and len(pings) <= 30, len(pings)
-            assert max(gaps) < 0.3, gaps
+            assert len(pings) >= 10 and len(pings) <= 30, len(pings)
+            assert sorted(gaps)[len(gaps) // 2] < 0.3, gaps
+            assert max(gaps) < 0.6, gaps
             # SIGHUP: RELOADING=1, then READY=1.
             n.got.clear()
             d.proc.send_signal(signal.SIGHUP)
