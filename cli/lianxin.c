@@ -77,6 +77,16 @@ bool parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
   return true;
 }
 
+void pack_op(msgpack_sbuffer *sb, const char *op)
+{
+  msgpack_packer pk;
+  msgpack_sbuffer_init(sb);
+  msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+  msgpack_pack_map(&pk, 1);
+  pack_cstr(&pk, "op");
+  pack_cstr(&pk, op);
+}
+
 void pack_cstr(msgpack_packer *pk, const char *s)
 {
   msgpack_pack_str_with_body(pk, s, strlen(s));
@@ -428,12 +438,7 @@ static int cmd_simple(cli_t *c, int argc, char **argv)
     cmd_usage_exit(c);
   }
   msgpack_sbuffer sb;
-  msgpack_packer pk;
-  msgpack_sbuffer_init(&sb);
-  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  msgpack_pack_map(&pk, 1);
-  pack_cstr(&pk, "op");
-  pack_cstr(&pk, c->cmd->name); /* head, units and stats are named as their op */
+  pack_op(&sb, c->cmd->name); /* head, units and stats are named as their op */
   int rc = query_print(c, &sb);
   msgpack_sbuffer_destroy(&sb);
   return rc;

@@ -421,12 +421,7 @@ static int query_call(watch_t *w, const msgpack_sbuffer *req, reply_t *r)
 static void load_names(watch_t *w)
 {
   msgpack_sbuffer sb;
-  msgpack_packer pk;
-  msgpack_sbuffer_init(&sb);
-  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  msgpack_pack_map(&pk, 1);
-  pack_cstr(&pk, "op");
-  pack_cstr(&pk, "units");
+  pack_op(&sb, "units");
   w->has_units = query_call(w, &sb, &w->units) == W_GO;
   msgpack_sbuffer_destroy(&sb);
 }

@@ -7,7 +7,9 @@
  * process never interleave.
  */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/time.h>
@@ -66,50 +68,43 @@ static void stamp(char *out, size_t len) {
   snprintf(out, len, "%s.%03dZ", s, (int)(tv.tv_usec / 1000) % 1000);
 }
 
+/* One field: ,"key":value in JSON, or " key=value" in text. */
+static void put_field(line_t *l, const lx_log_field_t *f, bool json) {
+  char num[32];
+  puts_(l, json ? "," : " ");
+  json ? put_json(l, f->key) : puts_(l, f->key);
+  puts_(l, json ? ":" : "=");
+  if (!f->s) {
+    snprintf(num, sizeof num, "%lld", f->i);
+    puts_(l, num);
+  } else {
+    json ? put_json(l, f->s) : puts_(l, f->s);
+  }
+}
+
 void lx_log_fields(int level, const char *sub, const char *msg, const lx_log_field_t *f,
                    size_t n) {
   line_t l = {.n = 0};
-  char ts[64], num[32];
+  char ts[64], head[160];
+  bool json = lx_log_format == LX_LOG_JSON;
   level = level < 0 ? 0 : level > 3 ? 3 : level;
   stamp(ts, sizeof ts);
-  if (lx_log_format == LX_LOG_JSON) {
-    puts_(&l, "{\"ts\":\"");
-    puts_(&l, ts);
-    puts_(&l, "\",\"level\":\"");
-    puts_(&l, level_json[level]);
-    puts_(&l, "\",\"component\":");
+  if (json) {
+    snprintf(head, sizeof head, "{\"ts\":\"%s\",\"level\":\"%s\",\"component\":", ts,
+             level_json[level]);
+    puts_(&l, head);
     put_json(&l, sub);
     puts_(&l, ",\"msg\":");
     put_json(&l, msg);
-    for (size_t i = 0; i < n; i++) {
-      puts_(&l, ",");
-      put_json(&l, f[i].key);
-      puts_(&l, ":");
-      if (f[i].s) {
-        put_json(&l, f[i].s);
-      } else {
-        snprintf(num, sizeof num, "%lld", f[i].i);
-        puts_(&l, num);
-      }
-    }
-    l.buf[l.n++] = '}';
   } else {
-    char head[96];
     snprintf(head, sizeof head, "%s %-5s [%s] ", ts, level_names[level], sub);
     puts_(&l, head);
     puts_(&l, msg);
-    for (size_t i = 0; i < n; i++) {
-      puts_(&l, " ");
-      puts_(&l, f[i].key);
-      puts_(&l, "=");
-      if (f[i].s) {
-        puts_(&l, f[i].s);
-      } else {
-        snprintf(num, sizeof num, "%lld", f[i].i);
-        puts_(&l, num);
-      }
-    }
   }
+  for (size_t i = 0; i < n; i++)
+    put_field(&l, &f[i], json);
+  if (json)
+    l.buf[l.n++] = '}';
   l.buf[l.n++] = '\n';
   l.buf[l.n] = 0;
   fputs(l.buf, stderr);
@@ -135,6 +130,21 @@ void lx_log_lines(int level, const char *sub, const char *text) {
     }
     text += n + (nl != NULL);
   }
+}
+
+void lx_errors_add(char **errors, const char *fmt, ...) {
+  char line[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  size_t old = *errors ? strlen(*errors) : 0, n = strlen(line);
+  char *p = realloc(*errors, old + n + 2);
+  if (!p)
+    return;
+  memcpy(p + old, line, n);
+  memcpy(p + old + n, "\n", 2);
+  *errors = p;
 }
 
 int lx_log_level_parse(const char *s) {

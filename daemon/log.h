@@ -63,6 +63,11 @@ void lx_log_lines(int level, const char *sub, const char *text);
 #define lx_info(sub, ...) lx_log(LX_LOG_INFO, sub, __VA_ARGS__)
 #define lx_debug(sub, ...) lx_log(LX_LOG_DEBUG, sub, __VA_ARGS__)
 
+/* Appends one formatted line (and a newline) to *errors, a malloc'd string
+ * (NULL to start); a failed allocation drops the line. For lists of
+ * problems that are logged, or printed, all at once. */
+void lx_errors_add(char **errors, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Parses "error", "warn", "info" or "debug"; returns -1 if it is none. */
 int lx_log_level_parse(const char *s);
 /* Parses "text" or "json"; returns -1 if it is neither. */

@@ -46,25 +46,6 @@ struct lx_host {
 };
 _Static_assert(offsetof(struct lx_host, env) == 0, "plugin_txn.c finds the env at the host");
 
-/* --- errors while loading ------------------------------------------------ */
-
-static void add_error(char **errors, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void add_error(char **errors, const char *fmt, ...) {
-  char line[600];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(line, sizeof line, fmt, ap);
-  va_end(ap);
-  size_t old = *errors ? strlen(*errors) : 0, add = strlen(line);
-  char *p = realloc(*errors, old + add + 2);
-  if (!p)
-    return;
-  memcpy(p + old, line, add);
-  p[old + add] = '\n';
-  p[old + add + 1] = 0;
-  *errors = p;
-}
-
 /* --- host functions -------------------------------------------------------- */
 
 static void h_log(lx_host_t *h, int level, const char *fmt, ...) {
@@ -83,7 +64,7 @@ static int64_t h_now(lx_host_t *h) { return (int64_t)lx_clock_now_ms(); }
 static void h_report(lx_host_t *h, int line, const char *key, const char *text) {
   h->failed = 1;
   if (h->errors)
-    add_error(h->errors, "%s:%d: plugins[%d].%s: %s", h->d->cfg.file, line ? line : h->conf->line,
+    lx_errors_add(h->errors, "%s:%d: plugins[%d].%s: %s", h->d->cfg.file, line ? line : h->conf->line,
               h->index, key, text);
   else
     lx_error(h->env.sub, "%s: %s", key, text);
@@ -144,7 +125,7 @@ static int load_one(lx_host_t *h, char **errors) {
   else
     default_path(h->conf->name, path, sizeof path);
   if (uv_dlopen(path, &h->lib)) {
-    add_error(errors, "%s:%d: plugins[%d] (%s): cannot load %s: %s", where, h->conf->line,
+    lx_errors_add(errors, "%s:%d: plugins[%d] (%s): cannot load %s: %s", where, h->conf->line,
               h->index, h->conf->name, path, uv_dlerror(&h->lib));
     uv_dlclose(&h->lib);
     return -1;
@@ -152,13 +133,13 @@ static int load_one(lx_host_t *h, char **errors) {
   h->lib_open = true;
   void *sym = NULL;
   if (uv_dlsym(&h->lib, LX_PLUGIN_ENTRY_SYMBOL, &sym) || !sym) {
-    add_error(errors, "%s:%d: plugins[%d] (%s): %s exports no %s", where, h->conf->line,
+    lx_errors_add(errors, "%s:%d: plugins[%d] (%s): %s exports no %s", where, h->conf->line,
               h->index, h->conf->name, path, LX_PLUGIN_ENTRY_SYMBOL);
     return -1;
   }
   h->plugin = sym;
   if (h->plugin->abi != LX_PLUGIN_ABI) {
-    add_error(errors, "%s:%d: plugins[%d] (%s): %s was built for plugin ABI %u; this daemon has %u: rebuild it",
+    lx_errors_add(errors, "%s:%d: plugins[%d] (%s): %s was built for plugin ABI %u; this daemon has %u: rebuild it",
               where, h->conf->line, h->index, h->conf->name, path, h->plugin->abi, LX_PLUGIN_ABI);
     return -1;
   }
@@ -166,7 +147,7 @@ static int load_one(lx_host_t *h, char **errors) {
   for (const char *const *o = h->plugin->ops; o && *o; o++)
     for (const char *const *k = core_ops; *k; k++)
       if (strcmp(*o, *k) == 0) {
-        add_error(errors, "%s:%d: plugins[%d] (%s): %s declares the query op \"%s\", which is "
+        lx_errors_add(errors, "%s:%d: plugins[%d] (%s): %s declares the query op \"%s\", which is "
                   "the daemon's own", where, h->conf->line, h->index, h->conf->name, path, *o);
         return -1;
       }
@@ -191,7 +172,7 @@ static int init_one(lx_host_t *h, char **errors) {
     if (rc == 0 && h->plugin->close)
       h->plugin->close(h->state);
     if (!h->failed)
-      add_error(errors, "%s:%d: plugins[%d] (%s): init failed (see the log)", h->d->cfg.file,
+      lx_errors_add(errors, "%s:%d: plugins[%d] (%s): init failed (see the log)", h->d->cfg.file,
                 h->conf->line, h->index, h->conf->name);
     return -1;
   }
@@ -278,7 +259,7 @@ static int reload_one(lx_host_t *h, const lx_config_t *nc, const lx_calendar_t *
     if (!h->next_used[i])
       h->api.conf_error(h, pc->kv[i].key, "unknown key for plugin %s", h->plugin->name);
   if ((rc || h->failed) && !h->failed)
-    add_error(errors, "%s:%d: plugins[%d] (%s): reload failed (see the log)", nc->file,
+    lx_errors_add(errors, "%s:%d: plugins[%d] (%s): reload failed (see the log)", nc->file,
               pc->line, h->index, pc->name);
   if (rc == 0 && h->failed && h->plugin->close)
     h->plugin->close(h->next);
@@ -299,7 +280,7 @@ int lx_plugins_reload_check(lx_daemon_t *d, const lx_config_t *nc, const lx_cale
     if (lx_config_plugin_same(h->conf, pc))
       continue;
     if (!h->plugin->reload) {
-      add_error(errors, "%s:%d: plugins[%d] (%s): its settings changed, but this plugin cannot "
+      lx_errors_add(errors, "%s:%d: plugins[%d] (%s): its settings changed, but this plugin cannot "
                 "reload them: restart the daemon to apply them", nc->file, pc->line, h->index,
                 pc->name);
       bad = 1;

@@ -38,23 +38,7 @@
 #include "plugin_host.h"
 #include "reload.h"
 
-/* --- problems ---------------------------------------------------------------- */
-
-static void add(char **errors, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void add(char **errors, const char *fmt, ...) {
-  char line[700];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(line, sizeof line, fmt, ap);
-  va_end(ap);
-  size_t old = *errors ? strlen(*errors) : 0, n = strlen(line);
-  char *p = realloc(*errors, old + n + 2);
-  if (!p)
-    return;
-  memcpy(p + old, line, n);
-  memcpy(p + old + n, "\n", 2);
-  *errors = p;
-}
+/* --- what only a restart can change ----------------------------------------- */
 
 static int same(const char *a, const char *b) {
   return (!a && !b) || (a && b && strcmp(a, b) == 0);
@@ -78,12 +62,12 @@ static void check_fixed(lx_daemon_t *d, const lx_config_t *nc, char **errors) {
   const char *now[] = {nc->ingest_ep, nc->alerts_ep, nc->query_ep, nc->store_path};
   for (int i = 0; i < 4; i++)
     if (!same(was[i], now[i]))
-      add(errors, "%s: %s: changed from %s to %s: needs a restart", nc->file, names[i], was[i],
+      lx_errors_add(errors, "%s: %s: changed from %s to %s: needs a restart", nc->file, names[i], was[i],
           now[i]);
   if (o->map_size != nc->map_size || o->map_max != nc->map_max)
-    add(errors, "%s: store: map_size or map_max changed: needs a restart", nc->file);
+    lx_errors_add(errors, "%s: store: map_size or map_max changed: needs a restart", nc->file);
   if (!same(o->security.server_key, nc->security.server_key))
-    add(errors, "%s:%d: security.server_key: %s: needs a restart", nc->file, nc->security.line,
+    lx_errors_add(errors, "%s:%d: security.server_key: %s: needs a restart", nc->file, nc->security.line,
         o->security.server_key && nc->security.server_key ? "changed"
         : nc->security.server_key ? "CURVE turned on" : "CURVE turned off");
   bool list_same = o->n_plugins == nc->n_plugins;
@@ -91,7 +75,7 @@ static void check_fixed(lx_daemon_t *d, const lx_config_t *nc, char **errors) {
     list_same = same(o->plugins[i].name, nc->plugins[i].name) &&
                 same(o->plugins[i].path, nc->plugins[i].path);
   if (!list_same)
-    add(errors, "%s: plugins: the list of plugins (names, order or paths) changed: needs a "
+    lx_errors_add(errors, "%s: plugins: the list of plugins (names, order or paths) changed: needs a "
         "restart", nc->file);
 }
 
@@ -150,12 +134,12 @@ static void check_removed(lx_daemon_t *d, const lx_config_t *nc, char **errors) 
   }
   for (size_t i = 0; i < rm.n_units; i++)
     if (rm.unit_seq[i])
-      add(errors, "%s: units: unit %s is removed, but records use it (the first at seq %llu); "
+      lx_errors_add(errors, "%s: units: unit %s is removed, but records use it (the first at seq %llu); "
           "a unit that records use cannot be removed", nc->file, rm.units[i],
           (unsigned long long)rm.unit_seq[i]);
   for (size_t i = 0; i < rm.n_cats; i++)
     if (rm.cat_seq[i])
-      add(errors, "%s: categories: category %s is removed, but records use it (the first at "
+      lx_errors_add(errors, "%s: categories: category %s is removed, but records use it (the first at "
           "seq %llu); a category that records use cannot be removed", nc->file, rm.cats[i],
           (unsigned long long)rm.cat_seq[i]);
   free(rm.units);
@@ -257,7 +241,7 @@ int lx_reload_prepare(lx_daemon_t *d, const lx_config_t *nc, lx_calendar_t **nca
                       char **errors) {
   *ncal = NULL;
   if (lx_calendar_new(nc, ncal)) {
-    add(errors, "%s: calendar: cannot be built (out of memory)", nc->file);
+    lx_errors_add(errors, "%s: calendar: cannot be built (out of memory)", nc->file);
     return -1;
   }
   if (lx_plugins_reload_check(d, nc, *ncal, errors)) {
@@ -300,12 +284,12 @@ static int check_all(lx_daemon_t *d, const lx_config_t *nc, lx_registry_t *reg,
   check_fixed(d, nc, errors);
   check_removed(d, nc, errors);
   if (nc->checkpoints.key && lx_checkpoint_key_ok(nc->checkpoints.key, err, sizeof err))
-    add(errors, "%s:%d: checkpoints.key: %s", nc->file, nc->checkpoints.line, err);
+    lx_errors_add(errors, "%s:%d: checkpoints.key: %s", nc->file, nc->checkpoints.line, err);
   if (lx_auth_reload(d, nc, reg, &reg_errors)) {
-    add(errors, "%s:%d: security.clients: the client registry has errors:", nc->file,
+    lx_errors_add(errors, "%s:%d: security.clients: the client registry has errors:", nc->file,
         nc->security.line);
     if (reg_errors)
-      add(errors, "%.*s", (int)strlen(reg_errors) - 1, reg_errors);
+      lx_errors_add(errors, "%.*s", (int)strlen(reg_errors) - 1, reg_errors);
   }
   free(reg_errors);
   if (*errors || lx_reload_prepare(d, nc, ncal, errors)) {

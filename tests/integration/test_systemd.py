@@ -42,13 +42,20 @@ class Notify:
                 return m
         raise AssertionError("no %s; got %r" % (key, self.got))
 
+    def collect(self, seconds):
+        """Reads everything that comes for that long."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.recv(min(0.5, max(0.01, end - time.monotonic())))
+
     def close(self):
         self.sock.close()
 
 
-def launch(tmp, env):
-    """Starts the daemon without waiting for it to answer (READY must say so)."""
-    d = Daemon(tmp=tmp, env=env)
+def launch(tmp, n, watchdog_usec):
+    """Starts the daemon with n as its NOTIFY_SOCKET, without waiting for it
+    to answer (READY must say when it does)."""
+    d = Daemon(tmp=tmp, env={"NOTIFY_SOCKET": n.path, "WATCHDOG_USEC": watchdog_usec})
     d.log = open(d.log_path, "ab")
     import subprocess
     d.proc = subprocess.Popen(d.args(), stdout=d.log, stderr=subprocess.STDOUT, env=d.env)
@@ -59,7 +66,7 @@ def test_ready_status_watchdog_reload_stopping(tmp_path):
     tmp = str(tmp_path)
     n = Notify(tmp)
     with time_limit(60):
-        d = launch(tmp, {"NOTIFY_SOCKET": n.path, "WATCHDOG_USEC": "600000"})
+        d = launch(tmp, n, "600000")
         try:
             ready = n.wait_for("READY")
             # Right after READY the sockets answer: no retry, no wait.
@@ -78,9 +85,7 @@ def test_ready_status_watchdog_reload_stopping(tmp_path):
             # under half the interval, no gap reaches the whole interval (the
             # test's own reads may lag on a loaded machine), and no flood.
             n.got.clear()
-            end = time.monotonic() + 3.0
-            while time.monotonic() < end:
-                n.recv(0.5)
+            n.collect(3.0)
             pings = [t for t, m in n.got if m.get("WATCHDOG") == "1"]
             gaps = [b - a for a, b in zip(pings, pings[1:])]
             assert len(pings) >= 10 and len(pings) <= 30, len(pings)
@@ -109,13 +114,11 @@ def test_garbage_watchdog_usec_is_ignored(tmp_path):
     tmp = str(tmp_path)
     n = Notify(tmp)
     with time_limit(40):
-        d = launch(tmp, {"NOTIFY_SOCKET": n.path, "WATCHDOG_USEC": "soon"})
+        d = launch(tmp, n, "soon")
         try:
             n.wait_for("READY")
             n.got.clear()
-            end = time.monotonic() + 1.5
-            while time.monotonic() < end:
-                n.recv(0.3)
+            n.collect(1.5)
             assert not any("WATCHDOG" in m for _, m in n.got), n.got
             assert d.request({"op": "head"})["ok"]
             assert d.stop() == 0
