@@ -319,3 +319,29 @@ def test_sighup_during_pipelined_load(tmp_path):
             lxtest.chain(live.d.replay_all()[0])
         finally:
             assert live.close() == 0
+
+
+def test_plugin_settings(tmp_path):
+    """escalate reloads its settings (a bad value refuses the file at its
+    line); a plugin without a reload callback refuses a change to its own."""
+    tmp = str(tmp_path)
+    so = os.path.join(lxtest.BUILD, "tests", "no_reload.so")
+    extra = "  - name: no_reload\n    path: %s\n    x: 1\n" % so
+    base = SAMPLE.rstrip("\n") + "\n" + extra
+    with time_limit(60):
+        live = Live(tmp, base)
+        try:
+            line = next(i for i, l in enumerate(base.splitlines(), 1) if "reminder_days:" in l)
+            refused(live, base.replace("reminder_days: 1 ", "reminder_days: 0 "),
+                    "%s:%d: plugins[0].reminder_days: expected an integer from 1 to 60"
+                    % (live.path, line))
+            refused(live, base.replace("    x: 1\n", "    x: 2\n"),
+                    "plugins[1] (no_reload): its settings changed, but this plugin cannot "
+                    "reload them: restart the daemon to apply them")
+            live.hup(base.replace("reminder_days: 1 ", "reminder_days: 2 "))
+            (_, ev), = live.configs()
+            assert ev["body"]["changes"] == ["plugin escalate: settings changed"]
+            assert "[plugin:escalate] settings reloaded" in live.d.read_log()
+            live.serving()
+        finally:
+            assert live.close() == 0
