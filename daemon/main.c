@@ -59,8 +59,12 @@ static void usage(FILE *f) {
           "\n"
           "environment:\n"
           "  LIANXIN_FAKE_CLOCK=START_MS[:SPEED]  run on a test clock (never in production)\n"
+          "  NOTIFY_SOCKET, WATCHDOG_USEC         set by systemd (Type=notify, WatchdogSec=):\n"
+          "                                       READY, STATUS, WATCHDOG, RELOADING, STOPPING\n"
           "\n"
-          "SIGINT or SIGTERM: finish and acknowledge the batch in hand, then exit 0.\n");
+          "SIGINT or SIGTERM: finish and acknowledge the batch in hand, then exit 0.\n"
+          "SIGHUP: reload the whole configuration file; a file with any error is refused\n"
+          "whole and the old one stays in force (docs/config.md, \"Reloading\").\n");
 }
 
 static int parse_args(int argc, char **argv, opts_t *o) {
