@@ -345,3 +345,26 @@ def test_plugin_settings(tmp_path):
             live.serving()
         finally:
             assert live.close() == 0
+
+
+def test_checkpoints_turned_on_by_reload(tmp_path):
+    tmp = str(tmp_path)
+    base = os.path.join(tmp, "daemon")
+    p = subprocess.run([lxtest.CLI, "keygen", "--sign", base], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=20)
+    assert p.returncode == 0, p.stderr
+    on = SAMPLE.rstrip("\n") + "\ncheckpoints:\n  key: daemon.sign.key\n  every: 3\n"
+    with time_limit(60):
+        live = Live(tmp)
+        try:
+            # A key that is not there refuses the file.
+            refused(live, on.replace("daemon.sign.key", "nokey.sign.key"),
+                    "checkpoints.key: %s/nokey.sign.key: cannot open" % tmp)
+            live.hup(on)
+            for _ in range(4):
+                live.serving()
+            recs, _ = live.d.replay_all(types=["checkpoint"])
+            assert recs, live.d.read_log()[-2000:]
+            assert live.configs()[0][1]["body"]["changes"] == ["checkpoints changed"]
+        finally:
+            assert live.close() == 0
