@@ -311,15 +311,16 @@ static int reload(lx_daemon_t *d) {
   lx_calendar_t *ncal = NULL;
   char *errors = NULL, **changes = NULL;
   size_t n_changes = 0;
-  if (lx_config_load(d->cfg.file, &nc, &errors) == 0) {
+  bool bad = lx_config_load(d->cfg.file, &nc, &errors) != 0;
+  if (!bad) {
     lx_reload_overrides(d, &nc);
-    if (check_all(d, &nc, &reg, &ncal, &errors))
+    if ((bad = check_all(d, &nc, &reg, &ncal, &errors) != 0))
       lx_config_free(&nc);
   }
-  if (errors) {
+  if (bad) {
     lx_logf(LX_LOG_ERROR, "reload", "the new configuration is refused; the old one stays in force",
             LXF_S("file", d->cfg.file));
-    lx_log_lines(LX_LOG_ERROR, "reload", errors);
+    lx_log_lines(LX_LOG_ERROR, "reload", errors ? errors : "out of memory");
     free(errors);
     return -1;
   }
