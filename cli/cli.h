@@ -63,6 +63,8 @@ void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int64_t mono_ms(void);
 bool parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
 void pack_cstr(msgpack_packer *pk, const char *s);
+/* Initialises sb with the request {"op": op}; the caller destroys sb. */
+void pack_op(msgpack_sbuffer *sb, const char *op);
 const msgpack_object *mp_get(const msgpack_object *o, const char *key);
 bool mp_is_true(const msgpack_object *o);
 bool mp_uint(const msgpack_object *o, uint64_t *out);

@@ -77,6 +77,16 @@ bool parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
   return true;
 }
 
+void pack_op(msgpack_sbuffer *sb, const char *op)
+{
+  msgpack_packer pk;
+  msgpack_sbuffer_init(sb);
+  msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+  msgpack_pack_map(&pk, 1);
+  pack_cstr(&pk, "op");
+  pack_cstr(&pk, op);
+}
+
 void pack_cstr(msgpack_packer *pk, const char *s)
 {
   msgpack_pack_str_with_body(pk, s, strlen(s));
@@ -431,12 +441,7 @@ static int cmd_simple(cli_t *c, int argc, char **argv)
     cmd_usage_exit(c);
   }
   msgpack_sbuffer sb;
-  msgpack_packer pk;
-  msgpack_sbuffer_init(&sb);
-  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-  msgpack_pack_map(&pk, 1);
-  pack_cstr(&pk, "op");
-  pack_cstr(&pk, c->cmd->name); /* head, units and stats are named as their op */
+  pack_op(&sb, c->cmd->name); /* head, units and stats are named as their op */
   int rc = query_print(c, &sb);
   msgpack_sbuffer_destroy(&sb);
   return rc;
@@ -677,9 +682,10 @@ static const struct cli_cmd commands[] = {
    "               from replay carry \"replayed\":true\n"
    "\n"
    "A line looks like\n"
-   "  2026-03-05T18:00:00+08:00 seq 42 escalated qd.hx.dy appeal AP-1\n"
+   "  2026-03-05T18:00:00+08:00 seq 42 escalated qd.hx.dy (\u4e1c\u56ed\u793e\u533a) appeal AP-1\n"
    "    community\u2192township next 2026-03-12T18:00:00+08:00\n"
-   "(on one line), ending in \"(replayed)\" when it came from replay. The\n"
+   "(on one line), ending in \"(replayed)\" when it came from replay. The unit's\n"
+   "name (from the daemon's units, asked once at start) follows its path. The\n"
    "assessment plugins' alerts read\n"
    "  2026-04-01T00:00:00+08:00 seq 57 quota qd.hx 2026-03 behind: c1 3/15 days\n"
    "    (60 a year), leader-1 1/23 days (90 a year)\n"

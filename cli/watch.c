@@ -56,6 +56,8 @@ typedef struct watch {
   uint64_t last;   /* every seq up to this one has been handled */
   int64_t count;   /* stop after this many alerts; 0 = never */
   int64_t printed;
+  reply_t units;   /* the daemon's `units` reply, for unit names; ok false if none */
+  bool has_units;
 } watch_t;
 
 /* --- small helpers ------------------------------------------------------- */
@@ -240,7 +242,22 @@ static void print_hotspot(const msgpack_object *a)
     printf(" (baseline %.2f)", base->via.f64);
 }
 
-static void print_text(const msgpack_object *a, bool replayed)
+/* The configured name of the unit at path o ("东园社区"), or NULL. */
+static const msgpack_object *unit_name(const watch_t *w, const msgpack_object *o)
+{
+  const msgpack_object *list = w->has_units ? mp_get(&w->units.u.data, "units") : NULL;
+  if (list == NULL || list->type != MSGPACK_OBJECT_ARRAY || o->type != MSGPACK_OBJECT_STR)
+    return NULL;
+  for (uint32_t i = 0; i < list->via.array.size; i++) {
+    const msgpack_object *u = &list->via.array.ptr[i], *path = mp_get(u, "path");
+    if (path != NULL && path->type == MSGPACK_OBJECT_STR && path->via.str.size == o->via.str.size &&
+        memcmp(path->via.str.ptr, o->via.str.ptr, o->via.str.size) == 0)
+      return mp_get(u, "name");
+  }
+  return NULL;
+}
+
+static void print_text(const watch_t *w, const msgpack_object *a, bool replayed)
 {
   static const char *const shown[] = {"seq", "kind", "unit", "at", "appeal", "from",
                                       "to", "tier", "deadline", "next", "due", "period",
@@ -257,8 +274,15 @@ static void print_text(const msgpack_object *a, bool replayed)
     put_field("seq", seq, false);
   if (kind != NULL)
     put_field(NULL, kind, false);
-  if (unit != NULL)
+  if (unit != NULL) {
+    const msgpack_object *name = unit_name(w, unit);
     put_field(NULL, unit, false);
+    if (name != NULL && name->type == MSGPACK_OBJECT_STR) {
+      fputs(" (", stdout);
+      put_text(name->via.str.ptr, name->via.str.size);
+      putchar(')');
+    }
+  }
   bool quota = kind != NULL && mp_str_is(kind, "quota"), hot = kind != NULL && mp_str_is(kind, "hotspot");
   if (quota || hot) {
     quota ? print_quota(a) : print_hotspot(a);
@@ -325,7 +349,7 @@ static int emit(watch_t *w, const msgpack_object *a, bool replayed)
       cJSON_Delete(j);
     }
   } else {
-    print_text(a, replayed);
+    print_text(w, a, replayed);
   }
   fflush(stdout);
   w->printed++;
@@ -507,6 +531,16 @@ static int query_call(watch_t *w, const msgpack_sbuffer *req, reply_t *r)
     if (n > 0 && (it.revents & ZMQ_POLLIN))
       return reply_recv(w->c, w->q, w->c->query, r) == 0 ? W_GO : EXIT_USAGE;
   }
+}
+
+/* Asks the daemon for its unit tree once, so text lines show each unit's
+ * name beside its path. Without an answer the lines show paths only. */
+static void load_names(watch_t *w)
+{
+  msgpack_sbuffer sb;
+  pack_op(&sb, "units");
+  w->has_units = query_call(w, &sb, &w->units) == W_GO;
+  msgpack_sbuffer_destroy(&sb);
 }
 
 static void pack_request(const watch_t *w, msgpack_sbuffer *sb, uint64_t from, bool has_to,
@@ -740,6 +774,8 @@ int cmd_watch(cli_t *c, int argc, char **argv)
   int rc = EXIT_USAGE;
   w.sub = socket_open_type(c, ZMQ_SUB, c->alerts, 0, topic);
   w.q = w.sub != NULL ? socket_open_type(c, ZMQ_DEALER, c->query, 0, NULL) : NULL;
+  if (w.q != NULL && !w.json)
+    load_names(&w);
   if (w.q != NULL) {
     rc = has_from ? replay_range(&w, (uint64_t)from, false, 0) : W_GO;
     if (rc == W_GO && has_from && (!w.has_last || w.last < (uint64_t)from - 1)) {
@@ -754,5 +790,7 @@ int cmd_watch(cli_t *c, int argc, char **argv)
     zmq_close(w.q);
   if (w.sub != NULL)
     zmq_close(w.sub);
+  if (w.has_units)
+    reply_free(&w.units);
   return rc;
 }

@@ -7,6 +7,7 @@
 
 #include "appeal.h"
 #include "apply.h"
+#include "cfgstore.h"
 #include "plugin_host.h"
 
 /* True when the record at seq holds the same content (its bytes without
@@ -88,5 +89,8 @@ int lx_apply_record(lx_daemon_t *d, MDB_txn *txn, lx_apply_t *a) {
     return rc;
   if (a->ev->type == LX_EV_CHECKPOINT)
     lx_store_set_checkpoint(s, a->seq);
+  if (a->ev->type == LX_EV_CONFIG && a->ev->cfg_hash.n == 32 &&
+      (rc = lx_cfgstore_set_current(txn, (const uint8_t *)a->ev->cfg_hash.p)))
+    return rc == MDB_MAP_FULL ? LX_EFULL : LX_EINTERNAL;
   return lx_plugins_apply(d, txn, a->seq, a->rat, a->ev, a->bytes, a->len);
 }

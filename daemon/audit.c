@@ -21,6 +21,16 @@
  * rank plugin recomputes from the records before it.
  * At the end, an open appeal whose deadline (or next reminder) passed
  * before the log's last record is a missing escalation.
+ *
+ * Configurations. The store keeps every configuration the daemon ran with
+ * (cfgstore.h). The rebuild starts under the one in force at seq 1 and, at
+ * each `config` record, checks that the store holds bytes with the
+ * record's hash and goes on under them: the plugins are closed and loaded
+ * again with the new settings, calendar and deadlines, between two batches.
+ * An escalation's `next` is checked against the working days in force when
+ * its appeal was filed (what it was promised) on the calendar in force at
+ * the escalation. A store from before configurations were kept is audited
+ * under the file given.
  */
 #include <sodium.h>
 #include <stdarg.h>
@@ -33,6 +43,7 @@
 #include "apply.h"
 #include "audit.h"
 #include "calendar.h"
+#include "cfgstore.h"
 #include "log.h"
 #include "plugin_host.h"
 
@@ -48,6 +59,12 @@ typedef struct audit {
   uint64_t records, appeals, escalations, problems, last_rat;
   msgpack_zone zone;
   msgpack_sbuffer content;
+  const char *config;   /* the file given: names the stored ones, resolves their paths */
+  lx_config_t *past;    /* configurations no longer in force, oldest first */
+  size_t n_past;
+  MDB_dbi filed_dbi;    /* scratch only: appeal -> index of the config it was filed under */
+  uint8_t next_hash[32]; /* the config record just applied: swap to it after the batch */
+  bool swap;
 } audit_t;
 
 static void problem(audit_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -63,8 +80,23 @@ static void problem(audit_t *a, const char *fmt, ...) {
 
 /* --- decisions ------------------------------------------------------------- */
 
-static int64_t expected_next(audit_t *a, const lx_appeal_t *ap, int tier, int64_t from) {
-  int days = lx_config_tier_days(&a->d.cfg, tier, ap->category, strlen(ap->category), ap->urgent);
+/* The configuration an appeal was filed under (the one in force if the
+ * audit did not see it filed). */
+static const lx_config_t *filed_under(audit_t *a, MDB_txn *txn, lx_str_t id) {
+  MDB_val k = {id.n, (void *)id.p}, v;
+  uint32_t i;
+  if (mdb_get(txn, a->filed_dbi, &k, &v) == 0 && v.mv_size == sizeof i) {
+    memcpy(&i, v.mv_data, sizeof i);
+    if (i < a->n_past)
+      return &a->past[i];
+  }
+  return &a->d.cfg;
+}
+
+static int64_t expected_next(audit_t *a, MDB_txn *txn, lx_str_t id, const lx_appeal_t *ap,
+                             int tier, int64_t from) {
+  const lx_config_t *cfg = filed_under(a, txn, id);
+  int days = lx_config_tier_days(cfg, tier, ap->category, strlen(ap->category), ap->urgent);
   return lx_calendar_deadline(a->d.cal, from, days);
 }
 
@@ -93,7 +125,7 @@ static void check_escalation(audit_t *a, MDB_txn *txn, const lx_event_t *ev, uin
       why = "its deadline is not the appeal's deadline";
     else if ((uint64_t)ev->esc_deadline > rat)
       why = "the deadline had not passed";
-    else if (ev->esc_next != expected_next(a, &ap, ev->esc_to, ev->esc_deadline))
+    else if (ev->esc_next != expected_next(a, txn, ev->appeal, &ap, ev->esc_to, ev->esc_deadline))
       why = "its next deadline does not follow the calendar";
   } else if (klen == 7 && memcmp(kind, "overdue", 7) == 0) {
     if (ap.tier != LX_TIER_COUNTY || overdue)
@@ -127,6 +159,64 @@ static void track_reminders(audit_t *a, MDB_txn *txn, const lx_event_t *ev) {
   } else if (ev->type == LX_EV_RESOLUTION) {
     mdb_del(txn, a->next_dbi, &k, NULL);
   }
+}
+
+/* The index the configuration in force will have in a->past once it is
+ * replaced: the number of configurations replaced so far. */
+static void note_filed(audit_t *a, MDB_txn *txn, lx_str_t id) {
+  uint32_t i = (uint32_t)a->n_past;
+  MDB_val k = {id.n, (void *)id.p}, v = {sizeof i, &i};
+  mdb_put(txn, a->filed_dbi, &k, &v, 0);
+}
+
+/* --- configurations -------------------------------------------------------- */
+
+/* Loads the configuration with this hash from the live store. */
+static int load_stored(audit_t *a, const uint8_t hash[32], lx_config_t *out, uint64_t seq) {
+  const uint8_t *bytes;
+  size_t n;
+  uint8_t check[32];
+  char *errors = NULL;
+  if (lx_cfgstore_bytes(a->live_txn, hash, &bytes, &n) != 0) {
+    problem(a, "seq %llu: the configuration it names is not in the store", (unsigned long long)seq);
+    return -1;
+  }
+  crypto_generichash(check, sizeof check, bytes, n, NULL, 0);
+  if (memcmp(check, hash, 32) != 0) {
+    problem(a, "seq %llu: the configuration kept under its hash has other bytes",
+            (unsigned long long)seq);
+    return -1;
+  }
+  if (lx_config_load_bytes(a->config, bytes, n, out, &errors)) {
+    problem(a, "seq %llu: the configuration it names does not load here:", (unsigned long long)seq);
+    fputs(errors ? errors : "", a->out);
+    free(errors);
+    return -1;
+  }
+  return 0;
+}
+
+/* Puts the plugins, calendar and config of nc in force (taking nc), keeping
+ * the one it replaces for the appeals filed under it. */
+static int swap_config(audit_t *a, lx_config_t *nc) {
+  char *errors = NULL;
+  lx_config_t *p = realloc(a->past, (a->n_past + 1) * sizeof *p);
+  if (!p)
+    return -1;
+  a->past = p;
+  lx_plugins_close(&a->d);
+  uv_run(a->d.loop, UV_RUN_DEFAULT);
+  lx_calendar_free(&a->d.cal);
+  a->past[a->n_past++] = a->d.cfg;
+  a->d.cfg = *nc;
+  memset(nc, 0, sizeof *nc);
+  if (lx_calendar_new(&a->d.cfg, &a->d.cal) || lx_plugins_load(&a->d, &errors)) {
+    problem(a, "the plugins do not load under a configuration of the log:");
+    fputs(errors ? errors : "", a->out);
+    free(errors);
+    return -1;
+  }
+  return 0;
 }
 
 /* --- the rebuild ------------------------------------------------------------- */
@@ -171,6 +261,16 @@ static int apply_live(void *arg, const lx_record_t *r) {
   }
   if (ev.appeal.n)
     track_reminders(a, b->txn, &ev);
+  if (ev.type == LX_EV_APPEAL)
+    note_filed(a, b->txn, ev.appeal);
+  if (ev.type == LX_EV_CONFIG && ev.cfg_hash.n == 32) {
+    memcpy(a->next_hash, ev.cfg_hash.p, 32);
+    a->swap = true;
+    a->records++;
+    a->last_rat = r->rat;
+    b->n++;
+    return 2; /* end the batch here: the next one runs under the new config */
+  }
   a->appeals += ev.type == LX_EV_APPEAL;
   a->records++;
   a->last_rat = r->rat;
@@ -191,6 +291,13 @@ static int rebuild(audit_t *a, uint64_t head) {
     if (lx_store_commit(a->d.store, b.txn))
       return -1;
     from += b.n;
+    if (a->swap) {
+      lx_config_t nc;
+      a->swap = false;
+      if (load_stored(a, a->next_hash, &nc, from - 1) || swap_config(a, &nc))
+        return -1;
+      continue;
+    }
     if (rc != 2) /* 2: the batch was full, go on; else the log has ended */
       break;
   }
@@ -278,7 +385,9 @@ static void compare_all(audit_t *a) {
        rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
     char name[256];
     snprintf(name, sizeof name, "%.*s", (int)k.mv_size, (char *)k.mv_data);
-    if (strcmp(name, "log") != 0)
+    /* configs holds the configurations' bytes, checked at each config
+     * record (check_config), not rebuilt from the log. */
+    if (strcmp(name, "log") != 0 && strcmp(name, "configs") != 0)
       compare_db(a, rtxn, name);
   }
   mdb_cursor_close(c);
@@ -332,6 +441,17 @@ static int open_all(audit_t *a, const char *config, const char *data, char *scra
     return -1;
   }
   a->d.loop = uv_loop_new();
+  if (lx_store_read_begin(a->live, &a->live_txn))
+    return -1;
+  uint8_t first[32];
+  lx_config_t fc;
+  if (lx_cfgstore_hash(a->live_txn, "first", first) == 0 &&
+      memcmp(first, a->d.cfg.hash, 32) != 0) {
+    if (load_stored(a, first, &fc, 0))
+      return -1;
+    lx_config_free(&a->d.cfg);
+    a->d.cfg = fc;
+  }
   if (lx_calendar_new(&a->d.cfg, &a->d.cal) || lx_plugins_load(&a->d, &errors)) {
     fputs(errors ? errors : "cannot load the plugins\n", stderr);
     free(errors);
@@ -340,7 +460,8 @@ static int open_all(audit_t *a, const char *config, const char *data, char *scra
   MDB_txn *txn;
   if (lx_store_begin(a->d.store, &txn) ||
       mdb_dbi_open(txn, "audit.next", MDB_CREATE, &a->next_dbi) ||
-      lx_store_commit(a->d.store, txn) || lx_store_read_begin(a->live, &a->live_txn))
+      mdb_dbi_open(txn, "audit.filed", MDB_CREATE, &a->filed_dbi) ||
+      lx_store_commit(a->d.store, txn))
     return -1;
   return 0;
 }
@@ -358,6 +479,9 @@ static void close_all(audit_t *a, const char *scratch) {
   lx_store_free(&a->live);
   lx_store_free(&a->d.store);
   lx_config_free(&a->d.cfg);
+  for (size_t i = 0; i < a->n_past; i++)
+    lx_config_free(&a->past[i]);
+  free(a->past);
   char path[600];
   snprintf(path, sizeof path, "%s/data.mdb", scratch);
   unlink(path);
@@ -367,7 +491,7 @@ static void close_all(audit_t *a, const char *scratch) {
 }
 
 int lx_audit_run(const char *config, const char *data, FILE *out) {
-  audit_t a = {.out = out};
+  audit_t a = {.out = out, .config = config};
   char scratch[] = "/tmp/lx-audit-XXXXXX";
   msgpack_zone_init(&a.zone, 4096);
   msgpack_sbuffer_init(&a.content);

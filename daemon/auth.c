@@ -138,18 +138,12 @@ static void on_zap(lx_zsock_t *zs) {
 
 /* --- SIGHUP ---------------------------------------------------------------- */
 
-static void on_hup(uv_signal_t *h, int signum) {
-  lx_daemon_t *d = h->data;
-  lx_registry_t next;
-  char *errors = NULL;
-  if (lx_registry_load(d->cfg.security.clients, &d->cfg, &next, &errors)) {
-    lx_error("auth", "SIGHUP: the registry has errors; keeping the old one:\n%s", errors);
-    free(errors);
-    return;
-  }
-  lx_registry_free(&d->registry);
-  d->registry = next;
-  lx_info("auth", "SIGHUP: registry reloaded, %zu client(s)", d->registry.n);
+int lx_auth_reload(lx_daemon_t *d, const lx_config_t *cfg, lx_registry_t *next, char **errors) {
+  *next = (lx_registry_t){0};
+  *errors = NULL;
+  if (!d->secure)
+    return 0;
+  return lx_registry_load(cfg->security.clients, cfg, next, errors);
 }
 
 /* --- API ------------------------------------------------------------------- */
@@ -181,9 +175,6 @@ int lx_auth_listen(lx_daemon_t *d) {
     lx_error("auth", "cannot bind the ZAP handler: %s", zmq_strerror(errno));
     return -1;
   }
-  uv_signal_init(d->loop, &d->sighup);
-  d->sighup.data = d;
-  uv_signal_start(&d->sighup, on_hup, SIGHUP);
   return lx_zsock_init(d->loop, &d->zap_z, d->zap_sock, on_zap, d);
 }
 
@@ -208,7 +199,6 @@ void lx_auth_stop(lx_daemon_t *d) {
   if (!d->secure || !d->zap_sock)
     return;
   lx_zsock_close(&d->zap_z);
-  uv_close((uv_handle_t *)&d->sighup, NULL);
 }
 
 void lx_auth_free(lx_daemon_t *d) {

@@ -13,9 +13,12 @@
  * plain sockets are all loopback (without). Before anything is bound.
  * Returns 0, or -1 with the reason in err. */
 int lx_auth_start(lx_daemon_t *d, char *err, size_t errlen);
-/* Binds the ZAP handler and the SIGHUP reload (with `security:`), before
- * the sockets it guards. */
+/* Binds the ZAP handler (with `security:`), before the sockets it guards. */
 int lx_auth_listen(lx_daemon_t *d);
+/* For a reload: loads the registry that cfg names, checked against cfg's
+ * units, into *next (left empty when security is off). Returns 0, or -1
+ * with every problem in *errors (caller frees). Changes nothing in d. */
+int lx_auth_reload(lx_daemon_t *d, const lx_config_t *cfg, lx_registry_t *next, char **errors);
 /* Makes sock a CURVE server with the daemon's key, before it binds. */
 int lx_auth_secure_socket(lx_daemon_t *d, void *sock);
 /* The registered client that sent msg, by its ZAP User-Id; NULL when

@@ -58,13 +58,6 @@ static int read_key(const char *path, uint8_t *sk, char *err, size_t errlen) {
   return 0;
 }
 
-static const char *county_path(const lx_config_t *cfg) {
-  for (size_t i = 0; i < cfg->n_units; i++)
-    if (cfg->units[i].tier == LX_TIER_COUNTY)
-      return cfg->units[i].path;
-  return "";
-}
-
 static void write_checkpoint(lx_ckpt_t *c) {
   lx_daemon_t *d = c->d;
   if (c->busy)
@@ -93,7 +86,7 @@ static void write_checkpoint(lx_ckpt_t *c) {
   msgpack_pack_bin_with_body(&pk, c->pk, sizeof c->pk);
   lx_mp_pack_cstr(&pk, "sig");
   msgpack_pack_bin_with_body(&pk, sig, sizeof sig);
-  const char *county = county_path(&d->cfg);
+  const char *county = lx_config_county(&d->cfg);
   if (lx_ingest_queue(d, "checkpoint", "checkpoint", (lx_str_t){county, strlen(county)},
                       (const uint8_t *)sb.data, sb.size) == 0)
     lx_ingest_flush_queue(d);
@@ -141,6 +134,22 @@ static void on_closed(uv_handle_t *t) {
   lx_ckpt_t *c = t->data;
   sodium_memzero(c->sk, sizeof c->sk);
   free(c);
+}
+
+int lx_checkpoint_key_ok(const char *path, char *err, size_t errlen) {
+  uint8_t sk[crypto_sign_SECRETKEYBYTES];
+  int rc = read_key(path, sk, err, errlen);
+  sodium_memzero(sk, sizeof sk);
+  return rc;
+}
+
+int lx_checkpoint_restart(lx_daemon_t *d, char *err, size_t errlen) {
+  lx_ckpt_t *c = d->ckpt;
+  if (c) {
+    uv_close((uv_handle_t *)&c->timer, on_closed);
+    d->ckpt = NULL;
+  }
+  return lx_checkpoint_start(d, err, errlen);
 }
 
 void lx_checkpoint_stop(lx_daemon_t *d) {

@@ -18,6 +18,14 @@ int lx_checkpoint_start(lx_daemon_t *d, char *err, size_t errlen);
  * the last one. */
 void lx_checkpoint_maybe(lx_daemon_t *d);
 
+/* For a reload: 0 when the .sign.key file at path can be used, else -1
+ * with the reason in err. */
+int lx_checkpoint_key_ok(const char *path, char *err, size_t errlen);
+/* After a reload changed the checkpoint settings: the old timer and key go
+ * (no checkpoint is written for the change), and lx_checkpoint_start runs
+ * with the settings now in d->cfg. */
+int lx_checkpoint_restart(lx_daemon_t *d, char *err, size_t errlen);
+
 /* At clean shutdown: a last checkpoint if anything came since the last
  * one, then the timer is closed. */
 void lx_checkpoint_stop(lx_daemon_t *d);

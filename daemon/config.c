@@ -43,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sodium.h>
 #include <sys/stat.h>
 #include <yaml.h>
 
@@ -63,10 +64,18 @@ static const cfg_field_t top_fields[] = {
    "CURVE keys and the client registry (plain sockets on loopback if absent)"},
   {"web", CT_MAP, false, 0, 0, NO_OFF, NULL,
    "the web gateway's own settings (lianxin-web reads them; the daemon ignores them)"},
+  {"log", CT_MAP, false, 0, 0, NO_OFF, NULL, "how the daemon logs on stderr"},
 };
 enum {
   TOP_LISTEN, TOP_STORE, TOP_UNITS, TOP_CATEGORIES, TOP_DEADLINES, TOP_CALENDAR, TOP_PLUGINS,
-  TOP_CHECKPOINTS, TOP_SECURITY, TOP_WEB
+  TOP_CHECKPOINTS, TOP_SECURITY, TOP_WEB, TOP_LOG
+};
+
+static const cfg_field_t log_fields[] = {
+  {"format", CT_NAME, false, 1, 8, offsetof(lx_log_conf_t, format), "text",
+   "text (one line per message) or json (one JSON object per line); --log-format wins"},
+  {"level", CT_NAME, false, 1, 8, offsetof(lx_log_conf_t, level), "info",
+   "error, warn, info or debug; --log-level wins"},
 };
 
 static const cfg_field_t checkpoints_fields[] = {
@@ -143,13 +152,14 @@ static const cfg_section_t unit_secs[] = {
 static const cfg_section_t category_sec = SECTION("categories[]", category_fields, false);
 static const cfg_section_t checkpoints_sec = SECTION("checkpoints", checkpoints_fields, false);
 static const cfg_section_t security_sec = SECTION("security", security_fields, false);
+static const cfg_section_t log_sec = SECTION("log", log_fields, false);
 
 static const cfg_section_t *const all_secs[] = {
   &top_sec, &listen_sec, &store_sec, &unit_secs[LX_TIER_COUNTY],
   &unit_secs[LX_TIER_TOWNSHIP], &unit_secs[LX_TIER_COMMUNITY], &category_sec,
   &lx__cfg_deadlines_sec, &lx__cfg_normal_sec, &lx__cfg_urgent_sec, &lx__cfg_override_sec,
   &lx__cfg_override_tiers_sec, &lx__cfg_calendar_sec, &lx__cfg_cal_year_sec, &lx__cfg_plugin_sec,
-  &checkpoints_sec, &security_sec,
+  &checkpoints_sec, &security_sec, &log_sec,
 };
 
 /* ------------------------------------------------------------- problems */
@@ -423,6 +433,19 @@ static void check_paths_section(cfg_ctx_t *c, yaml_node_t *node, const char *nam
   }
 }
 
+static void check_log(cfg_ctx_t *c, yaml_node_t *node)
+{
+  yaml_node_t *got[CFG_MAX_FIELDS];
+  lx_log_conf_t *lc = &c->cfg->log;
+  if (!lx__cfg_check_map(c, node, "log", &log_sec, lc, got))
+    return;
+  if (got[0] && strcmp(lc->format, "text") && strcmp(lc->format, "json"))
+    lx__cfg_err(c, node_line(got[0]), "log.format", "expected text or json");
+  if (got[1] && strcmp(lc->level, "error") && strcmp(lc->level, "warn") &&
+      strcmp(lc->level, "info") && strcmp(lc->level, "debug"))
+    lx__cfg_err(c, node_line(got[1]), "log.level", "expected error, warn, info or debug");
+}
+
 /* The schema walk. Categories go before deadlines, whose overrides refer
  * to them, whatever the order in the file. */
 static void check_doc(cfg_ctx_t *c)
@@ -459,6 +482,8 @@ static void check_doc(cfg_ctx_t *c)
     check_paths_section(c, got[TOP_SECURITY], "security", &security_sec, &c->cfg->security,
                         &c->cfg->security.line,
                         (char **[]){&c->cfg->security.server_key, &c->cfg->security.clients, NULL});
+  if (got[TOP_LOG])
+    check_log(c, got[TOP_LOG]);
   char *store = lx__cfg_resolve(c, c->cfg->store_path);
   free(c->cfg->store_path);
   c->cfg->store_path = store;
@@ -571,17 +596,23 @@ static FILE *open_file(cfg_ctx_t *c, const char *file)
 
 /* ----------------------------------------------------------------- API */
 
-int lx_config_load(const char *file, lx_config_t *out, char **errors)
+static int finish_load(cfg_ctx_t *c, lx_config_t *cfg, lx_config_t *out, char **errors);
+
+/* Loads and checks BYTES (kept by the config, which takes them) as FILE. */
+static int load_bytes(const char *file, uint8_t *bytes, size_t n, lx_config_t *out,
+                      char **errors)
 {
   lx_config_t cfg = {0};
   cfg_ctx_t c = {.file = file, .cfg = &cfg};
   yaml_document_t doc;
-  assert(file && out);
-  memset(out, 0, sizeof *out);
-  if (errors)
-    *errors = NULL;
-  FILE *fp = open_file(&c, file);
-  if (fp) {
+  cfg.bytes = bytes;
+  cfg.n_bytes = n;
+  crypto_generichash(cfg.hash, sizeof cfg.hash, bytes, n, NULL, 0);
+  /* fmemopen refuses a zero-length buffer: an empty file reads as "\n". */
+  FILE *fp = n ? fmemopen(bytes, n, "rb") : fmemopen((void *)"\n", 1, "rb");
+  if (!fp) {
+    c.oom = true;
+  } else {
     if (!set_defaults(&cfg, file))
       c.oom = true;
     else if (lx__cfg_parse_doc(&c, fp, &doc)) {
@@ -591,17 +622,86 @@ int lx_config_load(const char *file, lx_config_t *out, char **errors)
     }
     fclose(fp);
   }
-  if (!c.n_probs && !c.oom) {
-    *out = cfg;
+  return finish_load(&c, &cfg, out, errors);
+}
+
+static int finish_load(cfg_ctx_t *c, lx_config_t *cfg, lx_config_t *out, char **errors)
+{
+  if (!c->n_probs && !c->oom) {
+    *out = *cfg;
     return 0;
   }
-  lx_config_free(&cfg);
-  char *text = take_problems(&c);
+  lx_config_free(cfg);
+  char *text = take_problems(c);
   if (errors)
     *errors = text;
   else
     free(text);
   return -1;
+}
+
+/* Reads the whole file: the hash is of exactly the bytes that were parsed. */
+static uint8_t *read_all(cfg_ctx_t *c, const char *file, size_t *n)
+{
+  FILE *fp = open_file(c, file);
+  uint8_t *buf = NULL;
+  size_t cap = 0;
+  *n = 0;
+  if (!fp)
+    return NULL;
+  for (;;) {
+    if (*n == cap) {
+      uint8_t *p = cap >= LX_CONFIG_BYTES_MAX ? NULL : realloc(buf, cap ? cap * 2 : 4096);
+      if (!p) {
+        lx__cfg_err(c, 0, NULL, cap >= LX_CONFIG_BYTES_MAX ? "larger than %u bytes"
+                    : "out of memory (%u)", LX_CONFIG_BYTES_MAX);
+        free(buf);
+        fclose(fp);
+        return NULL;
+      }
+      buf = p;
+      cap = cap ? cap * 2 : 4096;
+    }
+    size_t got = fread(buf + *n, 1, cap - *n, fp);
+    *n += got;
+    if (got == 0)
+      break;
+  }
+  if (ferror(fp)) {
+    lx__cfg_err(c, 0, NULL, "cannot read: %s", strerror(errno));
+    free(buf);
+    buf = NULL;
+  }
+  fclose(fp);
+  return buf;
+}
+
+int lx_config_load(const char *file, lx_config_t *out, char **errors)
+{
+  lx_config_t cfg = {0};
+  cfg_ctx_t c = {.file = file, .cfg = &cfg};
+  size_t n;
+  assert(file && out);
+  memset(out, 0, sizeof *out);
+  if (errors)
+    *errors = NULL;
+  uint8_t *bytes = read_all(&c, file, &n);
+  if (!bytes)
+    return finish_load(&c, &cfg, out, errors);
+  return load_bytes(file, bytes, n, out, errors);
+}
+
+int lx_config_load_bytes(const char *file, const uint8_t *bytes, size_t n, lx_config_t *out,
+                         char **errors)
+{
+  uint8_t *copy = malloc(n ? n : 1);
+  memset(out, 0, sizeof *out);
+  if (errors)
+    *errors = NULL;
+  if (!copy)
+    return -1;
+  memcpy(copy, bytes, n);
+  return load_bytes(file, copy, n, out, errors);
 }
 
 void lx_config_free(lx_config_t *cfg)
@@ -610,6 +710,7 @@ void lx_config_free(lx_config_t *cfg)
     return;
   free(cfg->file);
   free(cfg->dir);
+  free(cfg->bytes);
   free(cfg->ingest_ep);
   free(cfg->alerts_ep);
   free(cfg->query_ep);
@@ -617,6 +718,8 @@ void lx_config_free(lx_config_t *cfg)
   free(cfg->checkpoints.key);
   free(cfg->security.server_key);
   free(cfg->security.clients);
+  free(cfg->log.format);
+  free(cfg->log.level);
   for (size_t i = 0; i < cfg->n_units; i++)
     free(cfg->units[i].name);
   free(cfg->units);
@@ -643,6 +746,14 @@ int lx_config_find_unit(const lx_config_t *cfg, const char *path, size_t len)
       return (int)i;
   }
   return -1;
+}
+
+const char *lx_config_county(const lx_config_t *cfg)
+{
+  for (size_t i = 0; i < cfg->n_units; i++)
+    if (cfg->units[i].tier == LX_TIER_COUNTY)
+      return cfg->units[i].path;
+  return "";
 }
 
 int lx_config_find_category(const lx_config_t *cfg, const char *code, size_t len)

@@ -129,9 +129,20 @@ typedef struct lx_security_conf {
   int line;
 } lx_security_conf_t;
 
+/* log: how the daemon logs (command-line flags win). */
+typedef struct lx_log_conf {
+  char *format; /* "text" or "json"; NULL: not given */
+  char *level;  /* "error", "warn", "info" or "debug"; NULL: not given */
+} lx_log_conf_t;
+
+#define LX_CONFIG_BYTES_MAX (16u << 20) /* a larger config file is refused */
+
 typedef struct lx_config {
   char *file; /* the config file as given */
   char *dir;  /* its directory: relative paths in the file resolve here */
+  uint8_t *bytes;   /* the file's bytes, as loaded */
+  size_t n_bytes;
+  uint8_t hash[32]; /* BLAKE2b-256 of bytes: what a `config` record names */
 
   /* listen: */
   char *ingest_ep; /* default tcp://127.0.0.1:7601 */
@@ -157,6 +168,7 @@ typedef struct lx_config {
   lx_calendar_conf_t calendar; /* calendar: */
   lx_checkpoint_conf_t checkpoints; /* checkpoints: */
   lx_security_conf_t security;       /* security: */
+  lx_log_conf_t log;                 /* log: */
 } lx_config_t;
 
 /* Loads and checks FILE. On success returns 0 and fills *out (caller owns it;
@@ -165,6 +177,23 @@ typedef struct lx_config {
  * string stored in *errors (caller frees), and leaves *out zeroed. */
 int lx_config_load(const char *file, lx_config_t *out, char **errors);
 
+/* The same from bytes already read (a configuration kept in the store):
+ * FILE names them in messages, and relative paths resolve against FILE's
+ * directory. */
+int lx_config_load_bytes(const char *file, const uint8_t *bytes, size_t n, lx_config_t *out,
+                         char **errors);
+
+/* Appends to *out (a malloc'd array of malloc'd strings, *n of them) what
+ * differs from OLD in NEW, in words: "unit qd.hx.new added", "deadlines:
+ * normal township 5 -> 4". Returns 0, or -1 out of memory. Free with
+ * lx_config_changes_free. */
+int lx_config_diff(const lx_config_t *old, const lx_config_t *new, char ***out, size_t *n);
+void lx_config_changes_free(char **list, size_t n);
+
+/* True when a plugin entry's own settings are the same in both (lines
+ * aside). */
+bool lx_config_plugin_same(const lx_plugin_conf_t *a, const lx_plugin_conf_t *b);
+
 /* Frees everything lx_config_load allocated and zeroes *cfg. Safe on a
  * zeroed struct. */
 void lx_config_free(lx_config_t *cfg);
@@ -172,6 +201,9 @@ void lx_config_free(lx_config_t *cfg);
 /* Finds a unit by its full path; returns its index or -1. path need not be
  * NUL-terminated. */
 int lx_config_find_unit(const lx_config_t *cfg, const char *path, size_t len);
+
+/* The path of the (first) county: where daemon-written records stand. */
+const char *lx_config_county(const lx_config_t *cfg);
 
 /* Finds a category by code; returns its index or -1. */
 int lx_config_find_category(const lx_config_t *cfg, const char *code, size_t len);

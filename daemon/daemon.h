@@ -18,6 +18,7 @@ typedef struct lx_ingest lx_ingest_t;
 typedef struct lx_host lx_host_t;
 typedef struct lx_calendar lx_calendar_t;
 typedef struct lx_ckpt lx_ckpt_t;
+typedef struct lx_notify lx_notify_t;
 
 typedef struct lx_stats {
   uint64_t accepted;      /* events stored since start */
@@ -61,6 +62,7 @@ typedef struct lx_daemon {
   lx_ingest_t *ingest;
   lx_calendar_t *cal;
   lx_ckpt_t *ckpt;       /* NULL when checkpoints are off */
+  lx_notify_t *notify;   /* NULL without NOTIFY_SOCKET (notify.c) */
   lx_host_t **hosts;     /* one per configured plugin, in config order */
   size_t n_hosts;
   uv_signal_t sigint, sigterm;
@@ -75,6 +77,10 @@ typedef struct lx_daemon {
   lx_stats_t stats;
   lx_census_t census;
   int stopping;
+  /* What the command line set (main.c), which a reload keeps. */
+  const char *opt_data, *opt_ingest, *opt_alerts, *opt_query;
+  bool opt_log_format, opt_log_level;
+  uv_timer_t reload_timer; /* reload.c: SIGHUPs of one loop turn make one reload */
 } lx_daemon_t;
 
 /* ingest.c: the ingest socket's handler and the group commit. */

@@ -22,11 +22,13 @@
 #include "clock.h"
 #include "daemon.h"
 #include "log.h"
+#include "notify.h"
+#include "reload.h"
 #include "plugin_host.h"
 
 typedef struct opts {
   const char *config, *data, *ingest, *alerts, *query, *check, *audit;
-  const char *log_level;
+  const char *log_level, *log_format;
 } opts_t;
 
 static void usage(FILE *f) {
@@ -51,23 +53,29 @@ static void usage(FILE *f) {
           "                           re-check every escalation, print a report; exit 0 when\n"
           "                           there is no discrepancy, 1 when there is, 2 on error\n"
           "      --log-level LEVEL    error, warn, info (default) or debug\n"
+          "      --log-format FORMAT  text (default) or json: one JSON object per line on stderr\n"
           "  -h, --help               this help\n"
           "  -V, --version            print the version\n"
           "\n"
           "environment:\n"
           "  LIANXIN_FAKE_CLOCK=START_MS[:SPEED]  run on a test clock (never in production)\n"
+          "  NOTIFY_SOCKET, WATCHDOG_USEC         set by systemd (Type=notify, WatchdogSec=):\n"
+          "                                       READY, STATUS, WATCHDOG, RELOADING, STOPPING\n"
           "\n"
-          "SIGINT or SIGTERM: finish and acknowledge the batch in hand, then exit 0.\n");
+          "SIGINT or SIGTERM: finish and acknowledge the batch in hand, then exit 0.\n"
+          "SIGHUP: reload the whole configuration file; a file with any error is refused\n"
+          "whole and the old one stays in force (docs/config.md, \"Reloading\").\n");
 }
 
 static int parse_args(int argc, char **argv, opts_t *o) {
-  enum { O_INGEST = 256, O_ALERTS, O_QUERY, O_CHECK, O_LOGLEVEL, O_AUDIT };
+  enum { O_INGEST = 256, O_ALERTS, O_QUERY, O_CHECK, O_LOGLEVEL, O_AUDIT, O_LOGFORMAT };
   static const struct option longs[] = {
       {"config", required_argument, NULL, 'c'}, {"data", required_argument, NULL, 'd'},
       {"ingest", required_argument, NULL, O_INGEST}, {"alerts", required_argument, NULL, O_ALERTS},
       {"query", required_argument, NULL, O_QUERY}, {"check-config", required_argument, NULL, O_CHECK},
       {"log-level", required_argument, NULL, O_LOGLEVEL}, {"help", no_argument, NULL, 'h'},
       {"audit", required_argument, NULL, O_AUDIT},
+      {"log-format", required_argument, NULL, O_LOGFORMAT},
       {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0},
   };
   int c;
@@ -81,6 +89,7 @@ static int parse_args(int argc, char **argv, opts_t *o) {
     case O_CHECK: o->check = optarg; break;
     case O_LOGLEVEL: o->log_level = optarg; break;
     case O_AUDIT: o->audit = optarg; break;
+    case O_LOGFORMAT: o->log_format = optarg; break;
     case 'h': usage(stdout); exit(0);
     case 'V': printf("lianxind 0.1.0 (protocol 1)\n"); exit(0);
     default: usage(stderr); return -1;
@@ -109,13 +118,6 @@ static int check_config(const char *file) {
          cfg.n_categories, cfg.n_plugins);
   lx_config_free(&cfg);
   return 0;
-}
-
-static void override(char **slot, const char *value) {
-  if (value) {
-    free(*slot);
-    *slot = strdup(value);
-  }
 }
 
 /* Creates, configures and binds one socket. */
@@ -152,7 +154,7 @@ static void *bind_socket(lx_daemon_t *d, int type, const char *ep, const char *w
     zmq_close(s);
     return NULL;
   }
-  lx_info("main", "%s listening on %s", what, ep);
+  lx_logf(LX_LOG_INFO, "main", "listening", LXF_S("socket", what), LXF_S("endpoint", ep));
   return s;
 }
 
@@ -161,12 +163,14 @@ static void on_signal(uv_signal_t *h, int signum) {
   if (d->stopping++)
     return;
   lx_info("main", "%s: stopping", strsignal(signum));
+  lx_notify_stopping(d);
   lx_checkpoint_stop(d);
   lx_plugins_close(d);
   lx_ingest_stop(d);
   lx_query_stop(d);
   lx_alerts_stop(d);
   lx_auth_stop(d);
+  lx_reload_stop(d);
   uv_close((uv_handle_t *)&d->sigint, NULL);
   uv_close((uv_handle_t *)&d->sigterm, NULL);
 }
@@ -183,10 +187,11 @@ static int start(lx_daemon_t *d) {
     return -1;
   }
   const lx_head_t *h = lx_store_head(d->store);
-  lx_info("main", "store %s: %llu records", d->cfg.store_path, (unsigned long long)h->seq);
+  lx_logf(LX_LOG_INFO, "main", "store open", LXF_S("path", d->cfg.store_path),
+          LXF_I("records", h->seq));
   char *errors = NULL;
   if (lx_calendar_new(&d->cfg, &d->cal) || lx_plugins_load(d, &errors)) {
-    fputs(errors ? errors : "cannot start the plugins\n", stderr);
+    lx_log_lines(LX_LOG_ERROR, "main", errors ? errors : "cannot start the plugins");
     free(errors);
     return -1;
   }
@@ -208,8 +213,13 @@ static int start(lx_daemon_t *d) {
   d->sigint.data = d->sigterm.data = d;
   uv_signal_start(&d->sigint, on_signal, SIGINT);
   uv_signal_start(&d->sigterm, on_signal, SIGTERM);
-  /* Escalations that fell due while the daemon was down are made now. */
+  lx_reload_start(d);
+  /* A changed file is recorded before anything it governs; then the
+   * escalations that fell due while the daemon was down are made. */
+  if (lx_reload_record_start(d))
+    return -1;
   lx_plugins_start(d);
+  lx_notify_ready(d);
   return 0;
 }
 
@@ -238,6 +248,10 @@ int main(int argc, char **argv) {
     fprintf(stderr, "lianxind: --log-level: expected error, warn, info or debug\n");
     return 2;
   }
+  if (o.log_format && (lx_log_format = lx_log_format_parse(o.log_format)) < 0) {
+    fprintf(stderr, "lianxind: --log-format: expected text or json\n");
+    return 2;
+  }
   /* libsodium asks for this before any other call (it readies the random
    * source the daemon's ids come from). libzmq makes the same call when it
    * starts a context, but the daemon should not lean on that. */
@@ -252,14 +266,22 @@ int main(int argc, char **argv) {
   if (o.audit)
     return lx_audit_run(o.config, o.audit, stdout);
   if (lx_config_load(o.config, &d.cfg, &errors)) {
-    fputs(errors ? errors : "invalid configuration\n", stderr);
+    lx_log_lines(LX_LOG_ERROR, "config", errors ? errors : "invalid configuration");
     free(errors);
     return 1;
   }
-  override(&d.cfg.store_path, o.data);
-  override(&d.cfg.ingest_ep, o.ingest);
-  override(&d.cfg.alerts_ep, o.alerts);
-  override(&d.cfg.query_ep, o.query);
+  /* The config's log settings apply unless a flag said otherwise. */
+  if (!o.log_format && d.cfg.log.format)
+    lx_log_format = lx_log_format_parse(d.cfg.log.format);
+  if (!o.log_level && d.cfg.log.level)
+    lx_log_level = lx_log_level_parse(d.cfg.log.level);
+  d.opt_data = o.data;
+  d.opt_ingest = o.ingest;
+  d.opt_alerts = o.alerts;
+  d.opt_query = o.query;
+  d.opt_log_format = o.log_format != NULL;
+  d.opt_log_level = o.log_level != NULL;
+  lx_reload_overrides(&d, &d.cfg);
   signal(SIGPIPE, SIG_IGN);
   if (lx_clock_is_fake())
     lx_warn("main", "LIANXIN_FAKE_CLOCK is set: receive times come from a test clock");
@@ -271,7 +293,7 @@ int main(int argc, char **argv) {
     rc = uv_loop_close(d.loop);
     if (rc)
       lx_error("main", "handles still open at exit: %s", uv_strerror(rc));
-    lx_info("main", "stopped at seq %llu", (unsigned long long)lx_store_head(d.store)->seq);
+    lx_logf(LX_LOG_INFO, "main", "stopped", LXF_I("seq", lx_store_head(d.store)->seq));
   } else {
     lx_checkpoint_stop(&d);
     lx_plugins_close(&d);

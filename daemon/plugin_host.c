@@ -50,27 +50,10 @@ struct lx_host {
   lx_host_api_t api;    /* what init is given: plugin_txn.c's slots and the ones below */
   char **errors;        /* where conf_error writes while loading */
   int failed;
+  void *next;           /* a reload's new state, until it is taken or dropped */
+  bool *next_used;      /* the used flags of the new entry's keys */
 };
 _Static_assert(offsetof(struct lx_host, env) == 0, "plugin_txn.c finds the env at the host");
-
-/* --- errors while loading ------------------------------------------------ */
-
-static void add_error(char **errors, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void add_error(char **errors, const char *fmt, ...) {
-  char line[600];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(line, sizeof line, fmt, ap);
-  va_end(ap);
-  size_t old = *errors ? strlen(*errors) : 0, add = strlen(line);
-  char *p = realloc(*errors, old + add + 2);
-  if (!p)
-    return;
-  memcpy(p + old, line, add);
-  p[old + add] = '\n';
-  p[old + add + 1] = 0;
-  *errors = p;
-}
 
 /* --- host functions -------------------------------------------------------- */
 
@@ -90,7 +73,7 @@ static int64_t h_now(lx_host_t *h) { return (int64_t)lx_clock_now_ms(); }
 static void h_report(lx_host_t *h, int line, const char *key, const char *text) {
   h->failed = 1;
   if (h->errors)
-    add_error(h->errors, "%s:%d: plugins[%d].%s: %s", h->d->cfg.file, line ? line : h->conf->line,
+    lx_errors_add(h->errors, "%s:%d: plugins[%d].%s: %s", h->d->cfg.file, line ? line : h->conf->line,
               h->index, key, text);
   else
     lx_error(h->env.sub, "%s: %s", key, text);
@@ -165,7 +148,7 @@ static int load_one(lx_host_t *h, char **errors) {
   else
     default_path(h->conf->name, path, sizeof path);
   if (uv_dlopen(path, &h->lib)) {
-    add_error(errors, "%s:%d: plugins[%d] (%s): cannot load %s: %s", where, h->conf->line,
+    lx_errors_add(errors, "%s:%d: plugins[%d] (%s): cannot load %s: %s", where, h->conf->line,
               h->index, h->conf->name, path, uv_dlerror(&h->lib));
     uv_dlclose(&h->lib);
     return -1;
@@ -173,13 +156,13 @@ static int load_one(lx_host_t *h, char **errors) {
   h->lib_open = true;
   void *sym = NULL;
   if (uv_dlsym(&h->lib, LX_PLUGIN_ENTRY_SYMBOL, &sym) || !sym) {
-    add_error(errors, "%s:%d: plugins[%d] (%s): %s exports no %s", where, h->conf->line,
+    lx_errors_add(errors, "%s:%d: plugins[%d] (%s): %s exports no %s", where, h->conf->line,
               h->index, h->conf->name, path, LX_PLUGIN_ENTRY_SYMBOL);
     return -1;
   }
   h->plugin = sym;
   if (h->plugin->abi != LX_PLUGIN_ABI) {
-    add_error(errors, "%s:%d: plugins[%d] (%s): %s was built for plugin ABI %u; this daemon has %u: rebuild it",
+    lx_errors_add(errors, "%s:%d: plugins[%d] (%s): %s was built for plugin ABI %u; this daemon has %u: rebuild it",
               where, h->conf->line, h->index, h->conf->name, path, h->plugin->abi, LX_PLUGIN_ABI);
     return -1;
   }
@@ -187,7 +170,7 @@ static int load_one(lx_host_t *h, char **errors) {
   for (const char *const *o = h->plugin->ops; o && *o; o++)
     for (const char *const *k = core_ops; *k; k++)
       if (strcmp(*o, *k) == 0) {
-        add_error(errors, "%s:%d: plugins[%d] (%s): %s declares the query op \"%s\", which is "
+        lx_errors_add(errors, "%s:%d: plugins[%d] (%s): %s declares the query op \"%s\", which is "
                   "the daemon's own", where, h->conf->line, h->index, h->conf->name, path, *o);
         return -1;
       }
@@ -213,7 +196,7 @@ static int init_one(lx_host_t *h, char **errors) {
     if (rc == 0 && h->plugin->close)
       h->plugin->close(h->state);
     if (!h->failed)
-      add_error(errors, "%s:%d: plugins[%d] (%s): init failed (see the log)", h->d->cfg.file,
+      lx_errors_add(errors, "%s:%d: plugins[%d] (%s): init failed (see the log)", h->d->cfg.file,
                 h->conf->line, h->index, h->conf->name);
     return -1;
   }
@@ -254,6 +237,7 @@ static void on_timer_closed(uv_handle_t *t) {
   if (h->lib_open)
     uv_dlclose(&h->lib);
   free(h->used);
+  free(h->next_used);
   free(h);
 }
 
@@ -278,6 +262,96 @@ void lx_plugins_close(lx_daemon_t *d) {
   free(d->hosts);
   d->hosts = NULL;
   d->n_hosts = 0;
+}
+
+/* --- reload ----------------------------------------------------------------- */
+
+/* Calls one plugin's reload with the new entry (and config and calendar)
+ * in view, then puts its view back. */
+static int reload_one(lx_host_t *h, const lx_config_t *nc, const lx_calendar_t *ncal,
+                      char **errors) {
+  const lx_plugin_conf_t *pc = &nc->plugins[h->index], *old = h->conf;
+  lx_plugin_env_t saved = h->env;
+  if (!(h->next_used = calloc(pc->n_kv + 1, sizeof *h->next_used)))
+    return -1;
+  h->conf = pc;
+  h->env.cfg = nc;
+  h->env.cal = ncal;
+  h->env.kv = pc->kv;
+  h->env.n_kv = pc->n_kv;
+  h->env.used = h->next_used;
+  h->errors = errors;
+  h->failed = 0;
+  int rc = h->plugin->reload(h->state, &h->next);
+  for (size_t i = 0; i < pc->n_kv && (rc == 0 || h->failed); i++)
+    if (!h->next_used[i])
+      h->api.conf_error(h, pc->kv[i].key, "unknown key for plugin %s", h->plugin->name);
+  if ((rc || h->failed) && !h->failed)
+    lx_errors_add(errors, "%s:%d: plugins[%d] (%s): reload failed (see the log)", nc->file,
+              pc->line, h->index, pc->name);
+  if (rc == 0 && h->failed && h->plugin->close)
+    h->plugin->close(h->next);
+  if (rc || h->failed)
+    h->next = NULL;
+  h->env = saved;
+  h->conf = old;
+  h->errors = NULL;
+  return h->next ? 0 : -1;
+}
+
+int lx_plugins_reload_check(lx_daemon_t *d, const lx_config_t *nc, const lx_calendar_t *ncal,
+                            char **errors) {
+  int bad = 0;
+  for (size_t i = 0; i < d->n_hosts; i++) {
+    lx_host_t *h = d->hosts[i];
+    const lx_plugin_conf_t *pc = &nc->plugins[i];
+    if (lx_config_plugin_same(h->conf, pc))
+      continue;
+    if (!h->plugin->reload) {
+      lx_errors_add(errors, "%s:%d: plugins[%d] (%s): its settings changed, but this plugin cannot "
+                "reload them: restart the daemon to apply them", nc->file, pc->line, h->index,
+                pc->name);
+      bad = 1;
+    } else if (reload_one(h, nc, ncal, errors)) {
+      bad = 1;
+    }
+  }
+  if (bad)
+    lx_plugins_reload_drop(d);
+  return bad ? -1 : 0;
+}
+
+void lx_plugins_reload_drop(lx_daemon_t *d) {
+  for (size_t i = 0; i < d->n_hosts; i++) {
+    lx_host_t *h = d->hosts[i];
+    if (h->next && h->plugin->close)
+      h->plugin->close(h->next);
+    h->next = NULL;
+    free(h->next_used);
+    h->next_used = NULL;
+  }
+}
+
+void lx_plugins_reload_take(lx_daemon_t *d) {
+  for (size_t i = 0; i < d->n_hosts; i++) {
+    lx_host_t *h = d->hosts[i];
+    if (h->next) {
+      if (h->plugin->close)
+        h->plugin->close(h->state);
+      h->state = h->next;
+      h->next = NULL;
+      free(h->used);
+      h->used = h->next_used;
+      h->next_used = NULL;
+      lx_info(h->env.sub, "settings reloaded");
+    }
+    h->conf = &d->cfg.plugins[i];
+    h->env.cfg = &d->cfg;
+    h->env.cal = d->cal;
+    h->env.kv = h->conf->kv;
+    h->env.n_kv = h->conf->n_kv;
+    h->env.used = h->used;
+  }
 }
 
 /* --- records ------------------------------------------------------------------- */

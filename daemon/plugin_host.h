@@ -9,6 +9,7 @@
 #include <lmdb.h>
 #include <stdbool.h>
 
+#include "config.h"
 #include "lx/plugin.h"
 #include "lx_proto.h"
 
@@ -24,6 +25,20 @@ int lx_plugins_load(struct lx_daemon *d, char **errors);
 /* Calls close in reverse order, stops the timers, unloads the objects. The
  * loop must then run until the timers' close callbacks are done. */
 void lx_plugins_close(struct lx_daemon *d);
+
+/* A reload, in two steps. check: every plugin whose entry in nc differs
+ * from the one in force builds its next state from nc (and the calendar
+ * ncal) through its reload callback; a plugin without one, or one that
+ * refuses, fails the whole check: every next state is dropped, and the
+ * problems are appended to *errors. nc's plugin list must name the same
+ * plugins, in the same order, as the one in force. take: after d->cfg and
+ * d->cal hold the new configuration, closes the old states of the
+ * reloaded plugins and points every instance at the new config. drop:
+ * closes the next states instead. */
+int lx_plugins_reload_check(struct lx_daemon *d, const lx_config_t *nc,
+                            const struct lx_calendar *ncal, char **errors);
+void lx_plugins_reload_take(struct lx_daemon *d);
+void lx_plugins_reload_drop(struct lx_daemon *d);
 
 /* Offers a record to every plugin's apply, inside the write transaction.
  * Returns 0, or LX_EFULL / LX_EINTERNAL when a plugin's write failed: LMDB

@@ -34,6 +34,7 @@ int lx_fail(lx_error_t *e, int code, const char *fmt, ...) {
 
 static const char *const type_names[] = {
     "", "visit", "appeal", "resolution", "feedback", "escalation", "checkpoint",
+    "config",
 };
 
 const char *lx_ev_type_name(int type) {

@@ -28,6 +28,7 @@ enum kind {
   K_INTNIL, /* K_INT or nil */
   K_BOOL,
   K_BIN,    /* binary of exactly min bytes */
+  K_STRLIST, /* a list of min..max UTF-8 strings, each 1..LX_STR_MAX bytes */
   K_MAP,    /* the body: checked by the type's own table */
 };
 
@@ -35,7 +36,7 @@ enum kind {
 enum slot {
   S_NONE, S_ID, S_AT, S_UNIT, S_ACTOR, S_BY, S_APPEAL, S_CATEGORY,
   S_PRIORITY, S_OUTCOME, S_SATISFIED, S_ESC_KIND, S_ESC_FROM, S_ESC_TO,
-  S_ESC_DEADLINE, S_ESC_NEXT, S_TYPE, S_V,
+  S_ESC_DEADLINE, S_ESC_NEXT, S_TYPE, S_V, S_CFG_HASH,
 };
 
 typedef struct field {
@@ -118,6 +119,11 @@ static const field_t checkpoint_fields[] = {
     {"sig", K_BIN, true, 64, 64, NULL, S_NONE, NULL},
 };
 
+static const field_t config_fields[] = {
+    {"hash", K_BIN, true, 32, 32, NULL, S_CFG_HASH, NULL},
+    {"changes", K_STRLIST, true, 0, 4096, NULL, S_NONE, NULL},
+};
+
 #define SCHEMA(name, f) {name, f, (int)(sizeof f / sizeof f[0])}
 static const schema_t envelope = SCHEMA("", envelope_fields);
 static const schema_t bodies[] = {
@@ -127,6 +133,7 @@ static const schema_t bodies[] = {
     [LX_EV_FEEDBACK] = SCHEMA("body", feedback_fields),
     [LX_EV_ESCALATION] = SCHEMA("body", escalation_fields),
     [LX_EV_CHECKPOINT] = SCHEMA("body", checkpoint_fields),
+    [LX_EV_CONFIG] = SCHEMA("body", config_fields),
 };
 
 /* A UTF-8 check that refuses overlong forms, surrogates and values past
@@ -220,6 +227,7 @@ static void fill(lx_event_t *ev, enum slot slot, const msgpack_object *o, int id
   case S_ESC_TO: ev->esc_to = idx + 1; break;
   case S_ESC_DEADLINE: ev->esc_deadline = o->via.i64; break;
   case S_ESC_NEXT: ev->esc_next = o->type == MSGPACK_OBJECT_NIL ? -1 : o->via.i64; break;
+  case S_CFG_HASH: ev->cfg_hash = (lx_str_t){o->via.bin.ptr, o->via.bin.size}; break;
   default: break;
   }
 }
@@ -277,6 +285,18 @@ static int check_value(const schema_t *sc, const field_t *f, const msgpack_objec
   case K_MAP:
     if (o->type != MSGPACK_OBJECT_MAP)
       return lx_fail(e, LX_ESCHEMA, "%s%s%s: expected a map", sc->name, dot, f->key);
+    return 0;
+  case K_STRLIST:
+    if (o->type != MSGPACK_OBJECT_ARRAY || (int64_t)o->via.array.size > f->max)
+      return lx_fail(e, LX_ESCHEMA, "%s%s%s: expected a list of at most %lld strings", sc->name,
+                     dot, f->key, (long long)f->max);
+    for (uint32_t i = 0; i < o->via.array.size; i++) {
+      const msgpack_object *x = &o->via.array.ptr[i];
+      if (x->type != MSGPACK_OBJECT_STR || x->via.str.size == 0 || x->via.str.size > LX_STR_MAX ||
+          !utf8_ok((const uint8_t *)x->via.str.ptr, x->via.str.size))
+        return lx_fail(e, LX_ESCHEMA, "%s%s%s[%u]: expected a UTF-8 string of 1 to %d bytes",
+                       sc->name, dot, f->key, i, LX_STR_MAX);
+    }
     return 0;
   }
   return 0;

@@ -68,6 +68,7 @@ enum lx_ev_type {
   /* Written only by the daemon. */
   LX_EV_ESCALATION,
   LX_EV_CHECKPOINT,
+  LX_EV_CONFIG, /* the configuration in force changed (PROTOCOL.md "config") */
   LX_EV_PLUGIN, /* a type a plugin declared: its name is in type_name */
 };
 
@@ -115,6 +116,8 @@ typedef struct lx_event {
   int64_t esc_deadline;
   int64_t esc_next;           /* -1 when nil */
   lx_str_t esc_kind;
+  /* config (daemon-written): body.hash, 32 bytes */
+  lx_str_t cfg_hash;
 } lx_event_t;
 
 /* What the validator needs from the configuration, without depending on it:

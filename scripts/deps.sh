@@ -5,7 +5,7 @@
 set -eu
 PKGS="build-essential cmake pkg-config
       libuv1-dev libzmq3-dev libmsgpack-dev liblmdb-dev lmdb-utils libsodium-dev
-      libyaml-dev libcjson-dev libcmocka-dev clang libclang-rt-14-dev
+      libyaml-dev libcjson-dev libsystemd-dev libcmocka-dev clang libclang-rt-14-dev
       python3 python3-zmq python3-msgpack python3-pytest python3-nacl python3-lmdb
       libmicrohttpd-dev chromium prometheus fonts-wqy-microhei"
 # The browser test installs playwright-core with npm; a machine that already

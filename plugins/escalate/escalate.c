@@ -10,6 +10,14 @@
  * up in deadline order). `state` holds, per appeal, the times its keys were
  * made with, so apply can remove them when the clock stops or moves.
  *
+ * What an appeal was promised stays as it was when it was filed: `state`
+ * keeps the working days of every tier from the configuration in force
+ * then, so a reload that changes the deadlines applies to appeals filed
+ * after it. Dates are counted on the calendar in force when each tier's
+ * deadline is set (a holiday added for next year counts for everyone).
+ * The plugin's own settings (warn_share, response_days, …) are reloaded on
+ * SIGHUP and apply from then on.
+ *
  * Decisions are made in on_timer and appended as records (`escalation`,
  * `warning`, `unanswered`); apply moves the index when those records are
  * stored, in the same transaction, so nothing is decided twice; react
@@ -34,6 +42,7 @@
  */
 #include <msgpack.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,7 +64,12 @@ typedef struct esc_state {
   int64_t respond_by;  /* the R key, -1 when none */
   int32_t tier;
   int32_t overdue;     /* past the county's deadline: reminders from now on */
+  int32_t days[3];     /* working days at community, township, county, as
+                        * promised at filing; 0: a state from before they
+                        * were kept (the configuration in force then) */
+  int32_t pad;
 } esc_state_t;
+#define ESC_STATE_OLD offsetof(esc_state_t, days) /* the size of a state without days */
 
 /* A key of the index, or a place in it (one more byte: just after a key). */
 typedef struct esc_key {
@@ -124,26 +138,47 @@ static int conf_share(esc_t *e) {
   return 0;
 }
 
+static int conf_all(esc_t *e) {
+  int bad = conf_share(e);
+  bad |= conf_int(e, "response_days", 1, 1, 60, &e->response_days);
+  bad |= conf_int(e, "urgent_response_hours", 2, 1, 240, &e->urgent_response_hours);
+  bad |= conf_int(e, "reminder_days", 1, 1, 60, &e->reminder_days);
+  return bad;
+}
+
 static int esc_init(const lx_host_api_t *api, lx_host_t *host, void **state) {
   esc_t *e = calloc(1, sizeof *e);
   if (!e)
     return -1;
   e->api = api;
   e->host = host;
-  int bad = conf_share(e);
-  /* Checked here; api->response_due reads the same two keys (lx/plugin.h). */
-  bad |= conf_int(e, "response_days", 1, 1, 60, &e->response_days);
-  bad |= conf_int(e, "urgent_response_hours", 2, 1, 240, &e->urgent_response_hours);
-  bad |= conf_int(e, "reminder_days", 1, 1, 60, &e->reminder_days);
   e->acted = calloc(SLICE_ACTIONS, sizeof *e->acted);
   e->low = e->armed = NEVER;
-  if (bad || !e->acted || api->db_open(host, "due", &e->due) ||
+  if (conf_all(e) || !e->acted || api->db_open(host, "due", &e->due) ||
       api->db_open(host, "state", &e->state)) {
     free(e->acted);
     free(e);
     return -1;
   }
   *state = e;
+  return 0;
+}
+
+/* The same databases and sweep, the new settings; the old state is left as
+ * it is (it keeps serving if another part of the reload is refused). */
+static int esc_reload(void *state, void **next) {
+  esc_t *e = malloc(sizeof *e), *old = state;
+  if (!e)
+    return -1;
+  *e = *old;
+  e->acted = malloc(SLICE_ACTIONS * sizeof *e->acted);
+  if (!e->acted || conf_all(e)) {
+    free(e->acted);
+    free(e);
+    return -1;
+  }
+  memcpy(e->acted, old->acted, old->n_acted * sizeof *e->acted);
+  *next = e;
   return 0;
 }
 
@@ -197,8 +232,10 @@ static void due_del(esc_t *e, lx_txn_t *t, int64_t at, char kind, lx_slice_t app
 static bool load(esc_t *e, lx_txn_t *t, lx_slice_t appeal, esc_state_t *st) {
   const void *v;
   size_t n;
-  if (e->api->get(t, e->state, appeal.p, appeal.n, &v, &n) == 0 && n == sizeof *st) {
-    memcpy(st, v, sizeof *st);
+  if (e->api->get(t, e->state, appeal.p, appeal.n, &v, &n) == 0 &&
+      (n == sizeof *st || n == ESC_STATE_OLD)) {
+    memset(st, 0, sizeof *st);
+    memcpy(st, v, n);
     return true;
   }
   return false;
@@ -206,6 +243,13 @@ static bool load(esc_t *e, lx_txn_t *t, lx_slice_t appeal, esc_state_t *st) {
 
 static void save(esc_t *e, lx_txn_t *t, lx_slice_t appeal, const esc_state_t *st) {
   e->api->put(t, e->state, appeal.p, appeal.n, st, sizeof *st);
+}
+
+/* The working days at `tier` that the appeal was promised. */
+static int tier_days(esc_t *e, const esc_state_t *st, int tier, lx_slice_t category, int urgent) {
+  if (tier >= LX_COMMUNITY && tier <= LX_COUNTY && st->days[tier - 1] > 0)
+    return st->days[tier - 1];
+  return e->api->tier_days(e->host, tier, category, urgent);
 }
 
 /* Starts the clock of `tier` at `start`, ending at `deadline`. */
@@ -234,8 +278,9 @@ static void response_stop(esc_t *e, lx_txn_t *t, lx_slice_t appeal, esc_state_t 
 
 static void apply_appeal(esc_t *e, lx_txn_t *t, const lx_rec_t *r) {
   esc_state_t st = {.deadline = -1, .due = -1, .warn_at = -1, .respond_by = -1};
-  int days = e->api->tier_days(e->host, LX_COMMUNITY, r->category, r->urgent);
-  int64_t deadline = e->api->deadline(e->host, r->rat, days);
+  for (int tier = LX_COMMUNITY; tier <= LX_COUNTY; tier++)
+    st.days[tier - 1] = e->api->tier_days(e->host, tier, r->category, r->urgent);
+  int64_t deadline = e->api->deadline(e->host, r->rat, st.days[0]);
   clock_start(e, t, r->appeal, &st, LX_COMMUNITY, r->rat, deadline);
   /* The host's clock, which rank's `responded` counts by too. */
   st.respond_by = e->api->response_due(e->host, r->rat, r->urgent);
@@ -251,7 +296,7 @@ static void apply_reopen(esc_t *e, lx_txn_t *t, const lx_rec_t *r, esc_state_t *
   if (e->api->appeal(t, r->appeal, &a) != 0)
     return;
   lx_slice_t cat = {a.category, strlen(a.category)};
-  int64_t deadline = e->api->deadline(e->host, r->rat, e->api->tier_days(e->host, a.tier, cat, a.urgent));
+  int64_t deadline = e->api->deadline(e->host, r->rat, tier_days(e, st, a.tier, cat, a.urgent));
   clock_stop(e, t, r->appeal, st);
   clock_start(e, t, r->appeal, st, a.tier, r->rat, deadline);
   e->api->set_deadline(t, r->appeal, deadline);
@@ -363,7 +408,7 @@ static void decide_deadline(sweep_t *s, lx_slice_t id, const lx_appeal_view_t *a
   pack_kv_str(&pk, "appeal", id.p, id.n);
   if (!st->overdue && st->tier < LX_COUNTY) {
     int to = st->tier + 1;
-    int64_t next = e->api->deadline(e->host, due, e->api->tier_days(e->host, to, cat, a->urgent));
+    int64_t next = e->api->deadline(e->host, due, tier_days(e, st, to, cat, a->urgent));
     pack_kv_str(&pk, "kind", "escalated", 9);
     pack_kv_str(&pk, "from", tier_names[st->tier], strlen(tier_names[st->tier]));
     pack_kv_str(&pk, "to", tier_names[to], strlen(tier_names[to]));
@@ -570,4 +615,5 @@ const lx_plugin_t lx_plugin_entry = {
     .react = esc_react,
     .on_timer = esc_on_timer,
     .close = esc_close,
+    .reload = esc_reload,
 };

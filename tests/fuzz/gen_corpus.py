@@ -75,6 +75,10 @@ def gen_events():
     event("checkpoint-daemon", ev("checkpoint", {"seq": 41, "hash": bytes(32), "key": bytes(32),
                                                  "sig": bytes(64)}, unit="qd", actor="lianxind",
                                   id_="lx-0123456789abcdef0123456789abcded"), mode=1)
+    event("config-daemon", ev("config", {"hash": bytes(32), "changes": ["unit qd.hx.xq added",
+                                                                    "deadlines: normal township 5 -> 4 working days"]},
+                              unit="qd", actor="config", id_="lx-0123456789abcdef0123456789abcdeb"),
+          mode=1)
     event("warning-plugin", ev("warning", {"appeal": "AP-1", "tier": "township",
                                            "deadline": 1768467600000, "share": 0.8},
                                actor="escalate", id_="lx-0123456789abcdef0123456789abcdec",
@@ -213,6 +217,7 @@ def gen_dicts():
     words = ["v", "id", "type", "at", "unit", "actor", "by", "body", "household", "mode",
              "minutes", "note", "appeal", "category", "priority", "summary", "outcome",
              "satisfied", "kind", "from", "to", "deadline", "next", "seq", "hash", "key", "sig",
+             "changes", "config",
              "visit", "resolution", "feedback", "escalation", "checkpoint", "warning",
              "unanswered", "periodic", "fixed", "roving", "appointment", "pairing", "normal",
              "urgent", "resolved", "explained", "referred", "escalated", "overdue", "reminder",

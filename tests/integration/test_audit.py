@@ -83,10 +83,11 @@ def ck_config(tmp, key, every):
     return path
 
 
-def daemon_on(data, tmp):
-    """A Daemon (not started) on store directory `data`, its sockets in tmp."""
+def daemon_on(data, tmp, config=lxtest.SAMPLE_CONFIG):
+    """A Daemon (not started) on store directory `data`, its sockets in tmp
+    (with the store's own config file: another one would be recorded)."""
     os.makedirs(tmp, exist_ok=True)
-    d = Daemon(tmp=tmp)
+    d = Daemon(config=config, tmp=tmp)
     d.data = data
     return d
 
@@ -150,6 +151,7 @@ def store():
     s.tmp = tempfile.mkdtemp(prefix="lx-audit-")
     s.key, s.pub = keygen(s.tmp)
     d, s.ckpt = start_daemon(s.tmp, s.key, every=15)
+    s.config = d.config
     try:
         with lxtest.time_limit(120):
             s.events, s.appeals = populate(d)
@@ -410,7 +412,7 @@ def test_checkpoint_appended_by_lx_tamper(store, tmp_path):
     # A daemon reads the head lx-tamper wrote: checkpoint names the record.
     data2 = copy_of(store, tmp_path, "c2")
     seq = int(tamper(data2, "checkpoint", key))
-    d = daemon_on(data2, str(tmp_path / "d2")).start()
+    d = daemon_on(data2, str(tmp_path / "d2"), store.config).start()
     try:
         h = d.head()
         assert h["seq"] == seq and h["checkpoint"] == seq
@@ -477,7 +479,7 @@ def test_backup_while_clients_pipeline(tmp_path):
     if ckpt:
         assert v["cps"] >= 1
     # The copy is a store a daemon starts from.
-    b = Daemon(tmp=os.path.join(tmp, "bk"))
+    b = Daemon(config=d.config, tmp=os.path.join(tmp, "bk"))
     b.start()
     try:
         h = b.head()

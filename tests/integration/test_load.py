@@ -366,12 +366,14 @@ def test_e_full_then_retry_after_growing(cfgdir):
         assert d.stop() == 0, d.read_log()[-4000:]
         d.config = store_config(cfgdir, "1MiB", "64MiB", name="bigger.yaml")
         d.start()
+        # The changed file is recorded first (PROTOCOL.md "config").
+        assert d.head()["seq"] == len(acked) + 1
         with Client(d.ingest) as cli:
             rs = cli.pipeline([ev for ev, _ in full], window=64)
         for i, ((ev, _), r) in enumerate(zip(full, rs)):
-            assert r == dict(r, ok=True, id=ev["id"], seq=len(acked) + 1 + i, dup=False), r
+            assert r == dict(r, ok=True, id=ev["id"], seq=len(acked) + 2 + i, dup=False), r
         recs = verify_log(d)
-        assert len(recs) == len(evs)
+        assert len(recs) == len(evs) + 1
     finally:
         for _ in gen:
             pass

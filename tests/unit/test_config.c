@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sodium.h>
 
 #include "config.h"
 
@@ -372,7 +373,7 @@ static void test_unknown_keys(void **state)
 {
   expect_error(MIN "colour: blue\n", 11,
                "colour: unknown key; valid keys: listen, store, units, categories, "
-               "deadlines, calendar, plugins, checkpoints, security, web\n");
+               "deadlines, calendar, plugins, checkpoints, security, web, log\n");
   expect_error(MIN "store:\n  pathh: x\n", 12,
                "store.pathh: unknown key; valid keys: path, map_size, map_max\n");
   expect_error(MIN_UNITS "          - {code: xc, nmae: 新村}\n" MIN_CATS, 9,
@@ -1034,6 +1035,81 @@ static void test_calendar_problem_order(void **state)
   free(y);
 }
 
+/* The hash is BLAKE2b-256 of the bytes as read, and loading the same bytes
+ * from memory (a configuration kept in the store) gives the same config. */
+static void test_hash_and_load_bytes(void **state)
+{
+  lx_config_t a, b;
+  char *err = NULL, *file;
+  uint8_t h[32];
+  assert_int_equal(load_text(MIN, &a, &err, &file), 0);
+  crypto_generichash(h, sizeof h, (const uint8_t *)MIN, strlen(MIN), NULL, 0);
+  assert_memory_equal(a.hash, h, 32);
+  assert_int_equal(a.n_bytes, strlen(MIN));
+  assert_int_equal(lx_config_load_bytes(file, a.bytes, a.n_bytes, &b, &err), 0);
+  assert_memory_equal(b.hash, a.hash, 32);
+  assert_string_equal(b.units[2].path, "qd.hx.dy");
+  lx_config_free(&b);
+  /* Bytes that do not check name the file they stand for. */
+  assert_int_equal(lx_config_load_bytes(file, (const uint8_t *)"units: [\n", 9, &b, &err), -1);
+  assert_non_null(strstr(err, file));
+  free(err);
+  lx_config_free(&a);
+  unlink(file);
+  free(file);
+}
+
+static void load_ok(const char *text, lx_config_t *cfg)
+{
+  char *err = NULL, *file;
+  assert_int_equal(load_text(text, cfg, &err, &file), 0);
+  unlink(file);
+  free(file);
+}
+
+/* What a config record's `changes` says. */
+static void test_diff(void **state)
+{
+  lx_config_t a, b;
+  char **ch;
+  size_t n;
+  load_ok(MIN "deadlines: {normal: {township: 5}}\n", &a);
+  load_ok(MIN_UNITS "          - {code: xc, name: 新村}\n"
+          "categories:\n  - {code: jobs, name: 工作}\n  - {code: health, name: 医疗}\n"
+          "deadlines: {normal: {township: 4}}\n", &b);
+  assert_int_equal(lx_config_diff(&a, &b, &ch, &n), 0);
+  assert_int_equal(n, 4);
+  assert_string_equal(ch[0], "unit qd.hx.xc added (community, 新村)");
+  assert_string_equal(ch[1], "category jobs renamed from 就业 to 工作");
+  assert_string_equal(ch[2], "category health added (医疗)");
+  assert_string_equal(ch[3], "deadlines: normal township 5 -> 4 working days");
+  lx_config_changes_free(ch, n);
+  assert_int_equal(lx_config_diff(&b, &a, &ch, &n), 0);
+  assert_string_equal(ch[0], "unit qd.hx.xc removed");
+  assert_string_equal(ch[2], "category health removed");
+  lx_config_changes_free(ch, n);
+  assert_int_equal(lx_config_diff(&a, &a, &ch, &n), 0);
+  assert_int_equal(n, 1);
+  assert_string_equal(ch[0], "the file changed; no setting differs");
+  lx_config_changes_free(ch, n);
+  lx_config_free(&a);
+  lx_config_free(&b);
+}
+
+/* Plugin entries compare by their settings, not their lines. */
+static void test_plugin_same(void **state)
+{
+  lx_config_t a, b, c;
+  load_ok(MIN "plugins:\n  - name: escalate\n    reminder_days: 1\n    w: {a: 1}\n", &a);
+  load_ok(MIN "\nplugins:\n  - name: escalate\n    reminder_days: 1\n    w: {a: 1}\n", &b);
+  load_ok(MIN "plugins:\n  - name: escalate\n    reminder_days: 1\n    w: {a: 2}\n", &c);
+  assert_true(lx_config_plugin_same(&a.plugins[0], &b.plugins[0]));
+  assert_false(lx_config_plugin_same(&a.plugins[0], &c.plugins[0]));
+  lx_config_free(&a);
+  lx_config_free(&b);
+  lx_config_free(&c);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -1073,6 +1149,9 @@ int main(void)
     cmocka_unit_test(test_calendar_files),
     cmocka_unit_test(test_calendar_file_mistakes),
     cmocka_unit_test(test_calendar_problem_order),
+    cmocka_unit_test(test_hash_and_load_bytes),
+    cmocka_unit_test(test_diff),
+    cmocka_unit_test(test_plugin_same),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

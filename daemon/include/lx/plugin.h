@@ -27,6 +27,21 @@
  *                             transaction of its own (see lx_query_t).
  *   check(state, txn, rec, …) in an audit, before a record of the plugin's
  *                             own types is rebuilt: was it due?
+ *   reload(state, &next)      on SIGHUP, when the plugin's entry in the new
+ *                             configuration differs from the one in force.
+ *                             The new settings (and the new units, calendar
+ *                             and deadlines) are visible through api->conf_*
+ *                             and the calendar functions during the call.
+ *                             Builds a new state in *next from them without
+ *                             touching the old one, which keeps serving:
+ *                             the host checks every plugin first, then
+ *                             either closes every old state and goes on
+ *                             with the nexts, or, if any plugin (or any
+ *                             other part of the file) was refused, closes
+ *                             the nexts. Returns 0, or -1 after
+ *                             api->conf_error. NULL: the plugin cannot
+ *                             change its settings without a restart, and a
+ *                             reload that changes them is refused.
  *
  * Events a plugin appends go through the same validation and group commit
  * as client events, and are themselves offered to every plugin's apply and
@@ -51,7 +66,7 @@ typedef struct lx_slice {
 
 /* Record types; a plugin's own types are LX_REC_PLUGIN with type_name. */
 enum { LX_REC_VISIT = 1, LX_REC_APPEAL, LX_REC_RESOLUTION, LX_REC_FEEDBACK,
-       LX_REC_ESCALATION, LX_REC_CHECKPOINT, LX_REC_PLUGIN = 100 };
+       LX_REC_ESCALATION, LX_REC_CHECKPOINT, LX_REC_CONFIG, LX_REC_PLUGIN = 100 };
 /* Appeal states and resolution outcomes. */
 enum { LX_OPEN = 1, LX_RESOLVED, LX_EXPLAINED, LX_REFERRED, LX_CLOSED };
 /* Tiers. */
@@ -254,6 +269,9 @@ typedef struct lx_plugin {
    * the record is what the plugin would have written, or 1 with the
    * difference in why[cap]. NULL: the plugin's records are not re-checked. */
   int (*check)(void *state, lx_txn_t *txn, const lx_rec_t *rec, char *why, size_t cap);
+  /* SIGHUP with changed settings (see the top of this file); NULL when the
+   * plugin cannot reload. Added to ABI 2 at its end, before 2 was released. */
+  int (*reload)(void *state, void **next);
 } lx_plugin_t;
 
 #define LX_PLUGIN_ENTRY_SYMBOL "lx_plugin_entry"
