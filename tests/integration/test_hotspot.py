@@ -73,7 +73,7 @@ def test_burst_of_10000_makes_one_hotspot(tmp_path):
         assert p.returncode == 0, p.stderr
         since = dt.datetime.fromtimestamp(first["rat"] / 1000, dt.timezone.utc)
         assert p.stdout.rstrip("\n").endswith(
-            " seq %d hotspot qd.hx.xc public-order: 5 appeals in 7 days since %s+00:00"
+            " seq %d hotspot qd.hx.xc (新村社区) public-order: 5 appeals in 7 days since %s+00:00"
             " (baseline 0.00) (replayed)" % (seq, since.strftime("%Y-%m-%dT%H:%M:%S"))), p.stdout
         assert d.stop() == 0
         d = start(tmp, int(time.time() * 1000))

@@ -234,9 +234,9 @@ def test_month_ends_once_per_township_across_restarts_and_kills(tmp_path):
         # The month's end also ranks the units (the rank plugin of the sample config).
         lines = [l for l in p.stdout.splitlines() if " ranking " not in l]
         assert lines[0].startswith("2026-04-01T00:") and lines[0].endswith(
-            " quota qd.hx 2026-03 behind: c1 3/15 days (60 a year), leader-1 1/23 days (90 a year)"
+            " quota qd.hx (和兴镇) 2026-03 behind: c1 3/15 days (60 a year), leader-1 1/23 days (90 a year)"
             " (replayed)"), lines
-        assert lines[1].endswith(" quota qd.nh 2026-03 behind: c4 1/15 days (60 a year) (replayed)")
+        assert lines[1].endswith(" quota qd.nh (南湖街道) 2026-03 behind: c4 1/15 days (60 a year) (replayed)")
         assert d.stop() == 0
 
         # A restart and a SIGKILL later on 1 Apr: March is not told again.

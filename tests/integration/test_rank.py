@@ -577,7 +577,7 @@ def test_cli_rank_and_watch(tmp_path):
         rc, out, err = cli(s.d, "watch", "qd", "--from", "1", "--count", str(n))
         assert rc == 0, err
         got = [l for l in out.splitlines() if " ranking " in l]
-        assert "ranking qd 2026-11 community red qd.xs.sq,qd.hx.dy black -" in got[0], got
-        assert "ranking qd 2026-11 township red qd.xs,qd.hx black -" in got[1], got
+        assert "ranking qd (青德县) 2026-11 community red qd.xs.sq,qd.hx.dy black -" in got[0], got
+        assert "ranking qd (青德县) 2026-11 township red qd.xs,qd.hx black -" in got[1], got
     finally:
         s.stop()

@@ -327,7 +327,9 @@ def test_plugin_settings(tmp_path):
     tmp = str(tmp_path)
     so = os.path.join(lxtest.BUILD, "tests", "no_reload.so")
     extra = "  - name: no_reload\n    path: %s\n    x: 1\n" % so
-    base = SAMPLE.rstrip("\n") + "\n" + extra
+    # Second in the list, after escalate (the sample's list is not the file's end).
+    at = SAMPLE.index("  - name: rank\n")
+    base = SAMPLE[:at] + extra + SAMPLE[at:]
     with time_limit(60):
         live = Live(tmp, base)
         try:
