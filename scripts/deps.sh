@@ -6,7 +6,8 @@ set -eu
 PKGS="build-essential cmake pkg-config
       libuv1-dev libzmq3-dev libmsgpack-dev liblmdb-dev lmdb-utils libsodium-dev
       libyaml-dev libcjson-dev libcmocka-dev clang libclang-rt-14-dev
-      python3 python3-zmq python3-msgpack python3-pytest python3-nacl python3-lmdb"
+      python3 python3-zmq python3-msgpack python3-pytest python3-nacl python3-lmdb
+      libnats-dev nats-server"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
