@@ -498,7 +498,10 @@ static int do_stats(req_t *r, const msgpack_object *m) {
   const lx_counters_t *c = lx_store_counters(r->d->store);
   const lx_stats_t *st = &r->d->stats;
   msgpack_packer *pk = &r->pk;
-  msgpack_pack_map(pk, 13);
+  msgpack_sbuffer extra;
+  msgpack_sbuffer_init(&extra);
+  size_t n_extra = lx_plugins_stats(r->d, &extra); /* e.g. the mirror's lag */
+  msgpack_pack_map(pk, 13 + n_extra);
   lx_mp_pack_cstr(pk, "ok");
   msgpack_pack_true(pk);
   pack_counter(pk, "events", lx_store_head(r->d->store)->seq);
@@ -515,6 +518,8 @@ static int do_stats(req_t *r, const msgpack_object *m) {
   MDB_envinfo info;
   mdb_env_info(lx_store_env(r->d->store), &info);
   pack_counter(pk, "map_size", info.me_mapsize);
+  msgpack_sbuffer_write(pk->data, extra.data, extra.size);
+  msgpack_sbuffer_destroy(&extra);
   return 0;
 }
 
