@@ -23,6 +23,7 @@
 #include <ctype.h>
 #include <inttypes.h>
 #include <msgpack.h>
+#include <nats/nats.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -262,7 +263,13 @@ static int js_stats(void *state, uint8_t **map, size_t *len) {
 
 static void js_close(void *state) {
   js_state_t *s = state;
+  bool used = s->started;
   js_mirror_stop(s);
+  /* libnats keeps threads of its own beyond every connection; the host
+   * unloads this object (and with it libnats) after close, so they must be
+   * gone first. That makes one jetstream entry per config the rule. */
+  if (used)
+    nats_CloseAndWait(5000);
   js_free(s);
 }
 

@@ -274,6 +274,10 @@ class Client:
                 out.append((seq,) + m)
         return out
 
+    def delete_all_streams(self):
+        for name in self.api("$JS.API.STREAM.NAMES", {}).get("streams") or []:
+            self.api("$JS.API.STREAM.DELETE." + name, {})
+
     def delete_msg(self, stream, seq):
         return self.api("$JS.API.STREAM.MSG.DELETE." + stream, {"seq": seq, "no_erase": True})
 
