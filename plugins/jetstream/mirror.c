@@ -16,7 +16,10 @@
  * last message and compare it with the log (sync). The server refuses any
  * message that does not follow the stream's last one, so whatever was in
  * flight when it failed cannot land out of order; sync then finds where
- * the stream really ends. Retries back off from 100 ms to 5 s. Nothing is
+ * the stream really ends. Records are turned into messages inside a short
+ * read transaction and published after it ends, so a full window never
+ * keeps a transaction open (which would pin pages and hold off the loop's
+ * map growth). Retries back off from 100 ms to 5 s. Nothing is
  * buffered beyond the window: a record is read from the log when it is
  * sent, so an outage of any length costs no memory.
  */
@@ -44,6 +47,8 @@ typedef struct js_conn {
   atomic_int failed;             /* set by the ack handler */
   atomic_int_fast64_t last_ack;  /* ms, monotonic: the last ack (or the start) */
   char why[200];                 /* what failed, for the log (thread side) */
+  natsMsg *batch[READ_CHUNK];    /* read from the log, to publish in order */
+  size_t n;
 } js_conn_t;
 
 static int64_t mono_ms(void) {
@@ -52,8 +57,8 @@ static int64_t mono_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Waits up to ms for a stop or new records; returns true when stopping. */
-static bool js_wait(js_state_t *s, int64_t ms) {
+/* CLOCK_REALTIME + ms, for pthread_cond_timedwait. */
+static struct timespec js_deadline(int64_t ms) {
   struct timespec until;
   clock_gettime(CLOCK_REALTIME, &until);
   until.tv_sec += ms / 1000;
@@ -62,6 +67,12 @@ static bool js_wait(js_state_t *s, int64_t ms) {
     until.tv_sec++;
     until.tv_nsec -= 1000000000;
   }
+  return until;
+}
+
+/* Waits up to ms for a stop; returns true when stopping. */
+static bool js_wait(js_state_t *s, int64_t ms) {
+  struct timespec until = js_deadline(ms);
   pthread_mutex_lock(&s->mu);
   if (!s->stop)
     pthread_cond_timedwait(&s->cv, &s->mu, &until);
@@ -74,13 +85,7 @@ static bool js_wait(js_state_t *s, int64_t ms) {
  * `idle` is set, so a busy mirror costs the loop no system call), a stop,
  * or 200 ms (to look at the acks' clock). */
 static void js_idle_wait(js_state_t *s, uint64_t sent) {
-  struct timespec until;
-  clock_gettime(CLOCK_REALTIME, &until);
-  until.tv_nsec += 200 * 1000000;
-  if (until.tv_nsec >= 1000000000) {
-    until.tv_sec++;
-    until.tv_nsec -= 1000000000;
-  }
+  struct timespec until = js_deadline(200);
   pthread_mutex_lock(&s->mu);
   atomic_store(&s->idle, true);
   if (!s->stop && atomic_load(&s->head) <= sent)
@@ -303,14 +308,15 @@ static int js_sync(js_conn_t *c) {
 
 /* --- publishing ------------------------------------------------------------------- */
 
-static int publish_one(void *arg, const lx_rec_t *r, const uint8_t *hash) {
+/* Turns a record into its message (log_read's callback: inside the read
+ * transaction, so it only copies; publishing waits outside it). */
+static int make_msg(void *arg, const lx_rec_t *r, const uint8_t *hash) {
   js_conn_t *c = arg;
-  js_state_t *s = c->s;
   char subj[256], id[64], seq[24], rat[24], prev[24], hx[65];
   natsMsg *m = NULL;
   snprintf(subj, sizeof subj, "lx.%.*s.%.*s", (int)r->unit.n, r->unit.p, (int)r->type_name.n,
            r->type_name.p);
-  snprintf(id, sizeof id, "%s:%" PRIu64, s->county, r->seq);
+  snprintf(id, sizeof id, "%s:%" PRIu64, c->s->county, r->seq);
   snprintf(seq, sizeof seq, "%" PRIu64, r->seq);
   snprintf(rat, sizeof rat, "%" PRId64, r->rat);
   snprintf(prev, sizeof prev, "%" PRIu64, r->seq - 1);
@@ -321,21 +327,32 @@ static int publish_one(void *arg, const lx_rec_t *r, const uint8_t *hash) {
   if (st == NATS_OK) st = natsMsgHeader_Set(m, "Lx-Seq", seq);
   if (st == NATS_OK) st = natsMsgHeader_Set(m, "Lx-Rat", rat);
   if (st == NATS_OK) st = natsMsgHeader_Set(m, "Lx-Hash", hx);
-  /* Waits (StallWait at a time) while `window` publishes are in flight. */
-  while (st == NATS_OK && !atomic_load(&c->failed)) {
-    st = js_PublishMsgAsync(c->js, &m, NULL);
-    if (st != NATS_TIMEOUT)
-      break;
-    if (mono_ms() - atomic_load(&c->last_ack) > ACK_TIMEOUT_MS || js_stopping(s))
-      break;
-  }
-  natsMsg_Destroy(m); /* NULL after a publish took it */
-  if (st != NATS_OK || atomic_load(&c->failed)) {
-    if (st != NATS_OK)
-      js_fail(c, "publishing record %2$" PRIu64 ": %1$s", natsStatus_GetText(st), r->seq);
+  if (st != NATS_OK) {
+    natsMsg_Destroy(m);
+    js_fail(c, "building record %2$" PRIu64 ": %1$s", natsStatus_GetText(st), r->seq);
     return 1;
   }
-  c->sent = r->seq;
+  c->batch[c->n++] = m;
+  return 0;
+}
+
+/* Publishes message i of the batch (record sent + 1), waiting (StallWait at
+ * a time) while `window` publishes are in flight. Returns 0 or 1. */
+static int publish_one(js_conn_t *c, natsMsg **m) {
+  natsStatus st = NATS_OK;
+  while (!atomic_load(&c->failed)) {
+    st = js_PublishMsgAsync(c->js, m, NULL);
+    if (st != NATS_TIMEOUT)
+      break;
+    if (mono_ms() - atomic_load(&c->last_ack) > ACK_TIMEOUT_MS || js_stopping(c->s))
+      break;
+  }
+  if (st != NATS_OK || atomic_load(&c->failed)) {
+    if (st != NATS_OK)
+      js_fail(c, "publishing record %2$" PRIu64 ": %1$s", natsStatus_GetText(st), c->sent + 1);
+    return 1;
+  }
+  c->sent++;
   return 0;
 }
 
@@ -356,7 +373,13 @@ static int js_pump(js_conn_t *c) {
   }
   if (c->sent == atomic_load(&s->acked))
     atomic_store(&c->last_ack, mono_ms()); /* nothing was in flight: the clock starts now */
-  s->api->log_read(s->host, c->sent + 1, READ_CHUNK, publish_one, c, NULL);
+  c->n = 0;
+  s->api->log_read(s->host, c->sent + 1, READ_CHUNK, make_msg, c, NULL);
+  size_t i = 0;
+  while (i < c->n && publish_one(c, &c->batch[i]) == 0)
+    i++;
+  for (; i < c->n; i++)
+    natsMsg_Destroy(c->batch[i]); /* what a failure left unsent */
   return atomic_load(&c->failed) ? -1 : 0;
 }
 

@@ -148,11 +148,31 @@ def test_every_record_in_order_with_subject_data_and_headers(cluster):
             assert cfg["num_replicas"] == 3
             rc, out = mirror_check(cluster, d, "--stream", "LX_T_ORDER", "--query", d.query)
             assert rc == 0 and "OK: stream LX_T_ORDER holds the log's 301 record(s)" in out, out
+            # The acknowledged position reaches the store with the next batch.
+            time.sleep(1.5)
+            assert d.publish(visit())["ok"]
+            wait_mirrored(d)
     finally:
         assert d.stop() == 0
     rc, out = mirror_check(cluster, d, "--stream", "LX_T_ORDER", "--data", d.data)
     assert rc == 0, out
+    assert stored_position(d.data) == 301
+    # The audit rebuilds everything from the log and skips x.progress.
+    p = subprocess.run([CLI, "audit", "--config", d.config, "--data", d.data],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
     d.cleanup()
+
+
+def stored_position(data):
+    import lmdb
+    env = lmdb.open(data, max_dbs=64, readonly=True, lock=False)
+    try:
+        with env.begin() as txn:
+            v = txn.get(b"jetstream", db=env.open_db(b"x.progress", txn=txn, create=False))
+        return int.from_bytes(v, "big")
+    finally:
+        env.close()
 
 
 def test_one_node_killed_mid_run_nothing_missing_nothing_twice(own_cluster):
