@@ -14,6 +14,7 @@
  * each message's stream sequence comes from its JetStream metadata, so a
  * deleted message shows as a skipped sequence.
  */
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,7 +61,7 @@ static int mc_default_stream(cli_t *c, const char *data, char *out, size_t len) 
           n++;
         int w = snprintf(out, len, "LX_%.*s", (int)n, u->via.str.ptr);
         for (int i = 3; i < w; i++)
-          out[i] = out[i] == '-' ? '_' : (char)(out[i] >= 'a' && out[i] <= 'z' ? out[i] - 32 : out[i]);
+          out[i] = (char)toupper((unsigned char)out[i]);
         rc = 0;
       }
     }

@@ -97,7 +97,7 @@ static int js_conf_stream(js_state_t *s) {
   if (!v) {
     int n = snprintf(s->stream, sizeof s->stream, "LX_%s", s->county);
     for (int i = 3; i < n; i++)
-      s->stream[i] = s->stream[i] == '-' ? '_' : (char)toupper((unsigned char)s->stream[i]);
+      s->stream[i] = (char)toupper((unsigned char)s->stream[i]); /* a-z 0-9 -: all valid */
     return 0;
   }
   size_t len = strlen(v);
