@@ -398,3 +398,12 @@ def test_bad_config_is_refused_with_file_and_line(servers_yaml, extra, key, reas
     idx = len([1 for l in lines if l.strip().startswith("- name:")]) - 1
     want = "%s:%d: plugins[%d].%s: " % (cfg, want_line, idx, key)
     assert want in p.stderr and reason in p.stderr, p.stderr
+
+
+def test_mirror_check_usage_and_an_unreachable_cluster():
+    p = subprocess.run([CLI, "mirror-check"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2 and "--nats URL is required" in p.stderr
+    port = natsjs.free_port()
+    p = subprocess.run([CLI, "mirror-check", "--nats", "nats://127.0.0.1:%d" % port, "--stream", "LX_QD"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2 and "stream LX_QD: No server available" in p.stderr, p.stderr
