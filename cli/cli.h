@@ -102,6 +102,7 @@ int cmd_backup(cli_t *c, int argc, char **argv);
 int cmd_export(cli_t *c, int argc, char **argv);
 int cmd_import(cli_t *c, int argc, char **argv);
 int cmd_audit(cli_t *c, int argc, char **argv);
+int cmd_mirror_check(cli_t *c, int argc, char **argv);
 
 /* publish.c, replay.c, watch.c, quota.c */
 int cmd_publish(cli_t *c, int argc, char **argv);

@@ -311,6 +311,7 @@ static const char main_help[] =
   "  verify             recompute the hash chain, checkpoints and head (auditors)\n"
   "  backup DIR         a consistent, compacted copy of a store, daemon running\n"
   "  export             the log as JSON Lines (with each event's exact bytes)\n"
+  "  mirror-check       compare a county's NATS JetStream stream with the log\n"
   "  import FILE        a new store from an export, verified line by line\n"
   "  audit              rebuild the state from the log, compare, re-check escalations\n"
   "  help [COMMAND]     this text, or a command's\n"
@@ -820,12 +821,31 @@ static const struct cli_cmd commands[] = {
    "daemon's, which keeps serving, or a backup) from its log alone, through the\n"
    "daemon's own apply path and plugins (from FILE, default config/lianxin.yaml),\n"
    "in a scratch store, and compares it with the stored state database by\n"
-   "database; re-checks every escalation (the appeal was open at the tier it\n"
+   "database (all but x.progress, outside systems' progress such as the\n"
+   "JetStream mirror's, which does not follow from the log); re-checks every escalation (the appeal was open at the tier it\n"
    "left and its deadline had passed on the configured calendar; `next` follows\n"
    "the calendar) and looks for escalations that were due and are missing.\n"
    "Prints the report: each discrepancy with its seq or appeal, then\n"
    "  N records replayed, A appeals checked, E escalations checked, D discrepancies\n"
    "Exit status: 0 no discrepancy; 1 discrepancies; 2 the audit could not run.\n"},
+  {"mirror-check", cmd_mirror_check,
+   "usage: lianxin mirror-check --nats URL [--stream NAME] [--query EP | --data DIR]\n"
+   "\n"
+   "Compares the stream the jetstream plugin mirrors to (PROTOCOL.md, \"Mirror to\n"
+   "NATS JetStream\") with the log: message k must be record k, with Lx-Seq k,\n"
+   "the record's chain hash as Lx-Hash and its ev bytes as data, and the stream\n"
+   "must hold exactly the log's records. The stream's state is read first, then\n"
+   "the log (online through replay pages, or --data offline), so a live daemon\n"
+   "may keep appending.\n"
+   "\n"
+   "  --nats URL     a node of the cluster (nats://HOST:PORT)\n"
+   "  --stream NAME  default: LX_ and the county code of the log's first record\n"
+   "\n"
+   "Prints one line:\n"
+   "  OK: stream S holds the log's N record(s), every seq and chain hash equal\n"
+   "  DIFFER: the first difference (a missing or extra message, another Lx-Seq,\n"
+   "    Lx-Hash or data, records not mirrored yet)\n"
+   "Exit status: 0 they agree; 1 a difference; 2 usage, I/O or NATS error.\n"},
   {"help", cmd_help, "usage: lianxin help [COMMAND]\n"},
 };
 

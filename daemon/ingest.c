@@ -113,11 +113,16 @@ static int commit_batch(lx_ingest_t *in, uint64_t rat) {
   /* A batch of only retries and rejections wrote nothing: no flush needed,
    * and it still answers when the map is full. */
   bool wrote = lx_store_next_seq(s) != seq0 + 1;
+  if (rc == 0 && wrote)
+    rc = lx_plugins_progress_write(in->d, txn); /* rides on this flush: no fsync of its own */
   if (rc || !wrote) {
     lx_store_abort(s, txn);
     return rc;
   }
-  return lx_store_commit(s, txn);
+  rc = lx_store_commit(s, txn);
+  if (rc == 0)
+    lx_plugins_progress_committed(in->d);
+  return rc;
 }
 
 /* Commits the batch, growing the map as often as that helps. Events that

@@ -42,10 +42,12 @@ struct lx_host {
   const lx_plugin_t *plugin;
   void *state;
   uv_lib_t lib;
-  bool lib_open, inited, timer_open;
+  bool lib_open, inited, timer_open, wake_open;
   uv_timer_t timer;     /* armed for a time to come */
   uv_idle_t due;        /* armed for a time already come: the next loop turn */
-  int open_handles;     /* timer and due, until both are closed */
+  uv_async_t wake;      /* wake: another thread asks for on_timer */
+  int handles;          /* open libuv handles (timer, due, wake); h is freed when the last closes */
+  uint64_t progress, progress_txn, progress_saved; /* progress_set, written with a batch */
   bool *used;           /* which config keys the plugin read (env.used; owned here) */
   lx_host_api_t api;    /* what init is given: plugin_txn.c's slots and the ones below */
   char **errors;        /* where conf_error writes while loading */
@@ -119,12 +121,22 @@ static int h_arm(lx_host_t *h, int64_t at) {
   return uv_timer_start(&h->timer, on_timer, delay, 0) ? -1 : 0;
 }
 
+static void on_wake(uv_async_t *a) { on_timer(&((lx_host_t *)a->data)->timer); }
+
+static int h_wake(lx_host_t *h) { return h->wake_open && uv_async_send(&h->wake) == 0 ? 0 : -1; }
+
+static int h_progress_set(lx_host_t *h, uint64_t seq) {
+  h->progress = seq;
+  return 0;
+}
+
 /* The table a plugin is given: the loop's and sockets' functions above,
  * and the store, config and calendar ones of plugin_txn.c. */
 static void api_init(lx_host_api_t *api) {
   *api = (lx_host_api_t){.abi = LX_PLUGIN_ABI, .log = h_log, .now = h_now,
                          .append = h_append,
-                         .publish = h_publish, .arm = h_arm};
+                         .publish = h_publish, .arm = h_arm,
+                         .progress_set = h_progress_set, .wake = h_wake};
   lx_plugin_txn_fill(api);
 }
 
@@ -186,6 +198,11 @@ static int init_one(lx_host_t *h, char **errors) {
   uv_idle_init(h->d->loop, &h->due);
   h->timer.data = h->due.data = h;
   h->timer_open = true;
+  h->wake_open = uv_async_init(h->d->loop, &h->wake, on_wake) == 0;
+  h->wake.data = h;
+  h->handles = 2 + h->wake_open;
+  if (h->api.progress_get(h, &h->progress) == 0)
+    h->progress_saved = h->progress_txn = h->progress;
   int rc = h->plugin->init ? h->plugin->init(&h->api, h, &h->state) : 0;
   /* A plugin that reported a bad value still read its keys: name the
    * unknown ones too, so one run shows every mistake. */
@@ -232,7 +249,7 @@ fail:
 
 static void on_timer_closed(uv_handle_t *t) {
   lx_host_t *h = t->data;
-  if (--h->open_handles > 0)
+  if (--h->handles > 0)
     return;
   if (h->lib_open)
     uv_dlclose(&h->lib);
@@ -249,9 +266,10 @@ void lx_plugins_close(lx_daemon_t *d) {
     if (h->inited && h->plugin->close)
       h->plugin->close(h->state);
     if (h->timer_open) {
-      h->open_handles = 2; /* the last of the two close callbacks frees h */
+      if (h->wake_open)
+        uv_close((uv_handle_t *)&h->wake, on_timer_closed);
       uv_close((uv_handle_t *)&h->timer, on_timer_closed);
-      uv_close((uv_handle_t *)&h->due, on_timer_closed);
+      uv_close((uv_handle_t *)&h->due, on_timer_closed); /* the last close frees h */
     } else {
       if (h->lib_open)
         uv_dlclose(&h->lib);
@@ -409,6 +427,48 @@ void lx_plugins_retry_later(lx_daemon_t *d, const char *actor, size_t len) {
     if (strlen(h->plugin->name) == len && memcmp(h->plugin->name, actor, len) == 0)
       h_arm(h, (int64_t)lx_clock_now_ms() + 1000);
   }
+}
+
+int lx_plugins_progress_write(lx_daemon_t *d, MDB_txn *txn) {
+  int rc = 0;
+  for (size_t i = 0; i < d->n_hosts && rc == 0; i++) {
+    lx_host_t *h = d->hosts[i];
+    if (h->progress != h->progress_saved &&
+        (rc = lx_store_progress_put(d->store, txn, h->plugin->name, h->progress)) == 0)
+      h->progress_txn = h->progress;
+  }
+  return rc;
+}
+
+void lx_plugins_progress_committed(lx_daemon_t *d) {
+  for (size_t i = 0; i < d->n_hosts; i++)
+    d->hosts[i]->progress_saved = d->hosts[i]->progress_txn;
+}
+
+size_t lx_plugins_stats(lx_daemon_t *d, msgpack_sbuffer *out) {
+  size_t n = 0;
+  for (size_t i = 0; i < d->n_hosts; i++) {
+    lx_host_t *h = d->hosts[i];
+    uint8_t *map = NULL;
+    size_t len = 0, off = 0;
+    msgpack_zone z;
+    msgpack_object o;
+    if (!h->plugin->stats || h->plugin->stats(h->state, &map, &len) || !map)
+      continue;
+    msgpack_zone_init(&z, 1024);
+    if (msgpack_unpack((const char *)map, len, &off, &z, &o) == MSGPACK_UNPACK_SUCCESS &&
+        o.type == MSGPACK_OBJECT_MAP) {
+      msgpack_packer pk;
+      msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
+      for (uint32_t j = 0; j < o.via.map.size; j++, n++) {
+        msgpack_pack_object(&pk, o.via.map.ptr[j].key);
+        msgpack_pack_object(&pk, o.via.map.ptr[j].val);
+      }
+    }
+    msgpack_zone_destroy(&z);
+    free(map);
+  }
+  return n;
 }
 
 /* --- query ops ------------------------------------------------------------------ */

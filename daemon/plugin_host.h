@@ -79,6 +79,16 @@ int lx_plugins_check(struct lx_daemon *d, MDB_txn *txn, uint64_t seq, uint64_t r
                      const lx_event_t *ev, const uint8_t *bytes, size_t len, char *why,
                      size_t cap);
 
+/* Writes each plugin's progress_set value that the store does not hold yet
+ * into the batch's transaction; after that transaction commits, call
+ * progress_committed. Returns 0, LX_EFULL or LX_EINTERNAL. */
+int lx_plugins_progress_write(struct lx_daemon *d, MDB_txn *txn);
+void lx_plugins_progress_committed(struct lx_daemon *d);
+
+/* Appends the plugins' fields for the `stats` reply (key, value, key, …)
+ * to out; returns how many entries. */
+size_t lx_plugins_stats(struct lx_daemon *d, msgpack_sbuffer *out);
+
 /* After an appended event of this plugin failed to commit: try again soon. */
 void lx_plugins_retry_later(struct lx_daemon *d, const char *actor, size_t len);
 

@@ -363,13 +363,78 @@ static int h_log_scan(lx_txn_t *t, int64_t since, int64_t until, lx_rec_cb cb, v
   return rc;
 }
 
+/* log_read: from any thread, in a shared read transaction of its own. */
+typedef struct log_read {
+  lx_log_cb cb;
+  void *arg;
+  size_t left;
+  msgpack_zone zone;
+} log_read_t;
+
+static int log_read_one(void *arg, const lx_record_t *rec) {
+  log_read_t *lr = arg;
+  lx_event_t ev;
+  lx_rec_t r;
+  if (lr->left-- == 0)
+    return 1;
+  msgpack_zone_clear(&lr->zone);
+  if (lx_event_parse_stored(rec->ev, rec->ev_len, &lr->zone, &ev))
+    memset(&ev, 0, sizeof ev); /* kept so the reader sees every seq; the audit reports it */
+  lx_plugin_rec_init(&r, rec->seq, rec->rat, &ev, rec->ev, rec->ev_len);
+  return lr->cb(lr->arg, &r, rec->hash);
+}
+
+static int h_log_read(lx_host_t *h, uint64_t from, size_t max, lx_log_cb cb, void *arg,
+                      uint64_t *head) {
+  lx_store_t *st = env_of(h)->store;
+  MDB_txn *txn;
+  lx_head_t hd;
+  if (lx_store_read_begin_shared(st, &txn))
+    return -1;
+  int rc = lx_store_read_head(st, txn, &hd);
+  if (rc == 0 && head)
+    *head = hd.seq;
+  if (rc == 0 && max && from <= hd.seq) {
+    log_read_t lr = {.cb = cb, .arg = arg, .left = max};
+    msgpack_zone_init(&lr.zone, 4096);
+    rc = lx_store_scan(st, txn, from ? from : 1, hd.seq, log_read_one, &lr);
+    msgpack_zone_destroy(&lr.zone);
+    if (rc == 1 && lr.left == (size_t)-1)
+      rc = 0; /* stopped at max, not by cb */
+  }
+  lx_store_read_end_shared(st, txn);
+  return rc;
+}
+
+static const char *h_county(lx_host_t *h) {
+  const lx_config_t *cfg = env_of(h)->cfg;
+  const char *found = NULL;
+  for (size_t i = 0; i < cfg->n_units; i++)
+    if (cfg->units[i].tier == LX_TIER_COUNTY) {
+      if (found)
+        return NULL;
+      found = cfg->units[i].path;
+    }
+  return found;
+}
+
+static int h_progress_get(lx_host_t *h, uint64_t *seq) {
+  lx_plugin_env_t *e = env_of(h);
+  MDB_txn *txn;
+  if (lx_store_read_begin(e->store, &txn))
+    return -1;
+  int rc = lx_store_progress_get(e->store, txn, e->name, seq);
+  lx_store_read_end(e->store, txn);
+  return rc ? -1 : 0;
+}
+
 /* The slots served here, each by the static h_<slot> above; read_begin is
  * exported instead, for a host that wraps it. One list in the manner of
  * libuv's UV_ERRNO_MAP, so a new slot is one word here. */
 #define TXN_SLOT_MAP(XX)                                                                        \
   XX(conf_str) XX(conf_items) XX(conf_error) XX(conf_item_error) XX(deadline) XX(next_workday_end) XX(tier_days) XX(unit_at_tier) XX(db_open)     \
   XX(get) XX(put) XX(del) XX(scan) XX(read_end) XX(appeal) XX(set_deadline) XX(log_scan) \
-  XX(response_due) XX(utc_offset_ms) XX(unit_path)
+  XX(response_due) XX(utc_offset_ms) XX(unit_path) XX(log_read) XX(county) XX(progress_get)
 
 void lx_plugin_txn_fill(lx_host_api_t *api) {
 #define XX(slot) api->slot = h_##slot;

@@ -4,7 +4,7 @@
  * config and calendar: the slots of lx_host_api_t that need no loop, socket
  * or timer (conf_str, conf_items, conf_error, conf_item_error, deadline, next_workday_end, tier_days, unit_at_tier,
  * db_open, get, put, del, scan, read_begin, read_end, appeal, set_deadline,
- * log_scan, response_due, utc_offset_ms, unit_path).
+ * log_scan, response_due, utc_offset_ms, unit_path, log_read, county, progress_get).
  *
  * The daemon's host (plugin_host.c) and the unit tests' mock host
  * (tests/unit/mock_host.c) both serve these slots from here, so a plugin

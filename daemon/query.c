@@ -536,7 +536,10 @@ static int do_stats(req_t *r, const msgpack_object *m) {
   const lx_counters_t *c = lx_store_counters(r->d->store);
   const lx_stats_t *st = &r->d->stats;
   msgpack_packer *pk = &r->pk;
-  msgpack_pack_map(pk, 13 + LX_CENSUS_STATS_ENTRIES);
+  msgpack_sbuffer extra;
+  msgpack_sbuffer_init(&extra);
+  size_t n_extra = lx_plugins_stats(r->d, &extra); /* e.g. the mirror's lag */
+  msgpack_pack_map(pk, 13 + LX_CENSUS_STATS_ENTRIES + n_extra);
   lx_mp_pack_cstr(pk, "ok");
   msgpack_pack_true(pk);
   pack_counter(pk, "events", lx_store_head(r->d->store)->seq);
@@ -554,6 +557,8 @@ static int do_stats(req_t *r, const msgpack_object *m) {
   mdb_env_info(lx_store_env(r->d->store), &info);
   pack_counter(pk, "map_size", info.me_mapsize);
   lx_census_pack_stats(r->d, r->txn, pk, r->zone);
+  msgpack_sbuffer_write(pk->data, extra.data, extra.size);
+  msgpack_sbuffer_destroy(&extra);
   return 0;
 }
 

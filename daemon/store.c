@@ -11,6 +11,7 @@
  * retries; nothing of an aborted batch is ever visible.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,11 @@ struct lx_store {
   lx_head_t head, head_tx;          /* committed, and staged in the open txn */
   lx_counters_t cnt, cnt_tx;
   lx_commit_hist_t hist;            /* how long each mdb_txn_commit took */
+  /* Readers on other threads (a plugin's log_read) hold it shared for the
+   * life of their transaction; growing the map holds it exclusively, since
+   * mdb_env_set_mapsize must not run while any transaction of the process
+   * is open. The loop's own transactions never overlap a growth. */
+  pthread_rwlock_t grow_lock;
 };
 
 /* Maps an LMDB or errno result onto the project's codes, logging the
@@ -131,6 +137,7 @@ int lx_store_open(lx_store_t **out, const char *dir, uint64_t map_size, uint64_t
   s->map_max = map_max < map_size ? map_size : map_max;
   if (!(s->dir = strdup(dir)))
     goto fail;
+  pthread_rwlock_init(&s->grow_lock, NULL);
   if (mkdir(dir, 0750) && errno != EEXIST) {
     rc = errno;
     op = "mkdir";
@@ -171,6 +178,7 @@ void lx_store_free(lx_store_t **sp) {
   if (!s)
     return;
   mdb_env_close(s->env);
+  pthread_rwlock_destroy(&s->grow_lock);
   free(s->dir);
   free(s);
   *sp = NULL;
@@ -268,7 +276,9 @@ int lx_store_grow(lx_store_t *s) {
   if (s->map_size >= s->map_max)
     return LX_EFULL;
   uint64_t next = s->map_size * 2 > s->map_max ? s->map_max : s->map_size * 2;
+  pthread_rwlock_wrlock(&s->grow_lock);
   int rc = mdb_env_set_mapsize(s->env, next);
+  pthread_rwlock_unlock(&s->grow_lock);
   if (rc) {
     lx_error("store", "growing the map to %llu bytes: %s", (unsigned long long)next,
              mdb_strerror(rc));
@@ -420,6 +430,19 @@ int lx_store_read_begin(lx_store_t *s, MDB_txn **txn) {
 
 void lx_store_read_end(lx_store_t *s, MDB_txn *txn) { mdb_txn_abort(txn); }
 
+int lx_store_read_begin_shared(lx_store_t *s, MDB_txn **txn) {
+  pthread_rwlock_rdlock(&s->grow_lock);
+  int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
+  if (rc)
+    pthread_rwlock_unlock(&s->grow_lock);
+  return store_err(rc, "mdb_txn_begin (read, shared)");
+}
+
+void lx_store_read_end_shared(lx_store_t *s, MDB_txn *txn) {
+  mdb_txn_abort(txn);
+  pthread_rwlock_unlock(&s->grow_lock);
+}
+
 static int to_record(const MDB_val *k, const MDB_val *v, lx_record_t *r) {
   if (k->mv_size != 8 || v->mv_size < REC_HDR)
     return store_err(MDB_CORRUPTED, "log record");
@@ -540,4 +563,34 @@ uint64_t lx_store_seq_for_time(lx_store_t *s, MDB_txn *txn, uint64_t ms, bool la
     if (rat_of(s, txn, mid) >= ms) hi = mid; else lo = mid + 1;
   }
   return lo;
+}
+
+/* --- progress of outside systems ------------------------------------------------ */
+
+/* "x." databases hold what does not follow from the log (an audit skips
+ * them). Opened on first use, inside the caller's transaction, so a store
+ * restored from a compacted backup needs no page before the first batch. */
+#define PROGRESS_DB "x.progress"
+
+int lx_store_progress_put(lx_store_t *s, MDB_txn *txn, const char *name, uint64_t seq) {
+  MDB_dbi dbi;
+  uint8_t buf[8];
+  int rc = mdb_dbi_open(txn, PROGRESS_DB, MDB_CREATE, &dbi);
+  if (rc)
+    return store_err(rc, "mdb_dbi_open " PROGRESS_DB);
+  lx_put_u64be(buf, seq);
+  MDB_val k = {strlen(name), (void *)name}, v = {sizeof buf, buf};
+  return store_err(mdb_put(txn, dbi, &k, &v, 0), "mdb_put " PROGRESS_DB);
+}
+
+int lx_store_progress_get(lx_store_t *s, MDB_txn *txn, const char *name, uint64_t *seq) {
+  MDB_dbi dbi;
+  MDB_val k = {strlen(name), (void *)name}, v;
+  *seq = 0;
+  int rc = mdb_dbi_open(txn, PROGRESS_DB, 0, &dbi);
+  if (rc == MDB_NOTFOUND)
+    return 0;
+  if (rc == 0 && (rc = mdb_get(txn, dbi, &k, &v)) == 0 && v.mv_size == 8)
+    *seq = lx_get_u64be(v.mv_data);
+  return rc == MDB_NOTFOUND ? 0 : store_err(rc, "mdb_get " PROGRESS_DB);
 }

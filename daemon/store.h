@@ -10,7 +10,8 @@
  *   meta       "head"    -> u64be seq | u64be rat | hash[32] | u64be checkpoint
  *              "counters"-> lx_counters_t
  * A crash leaves all of them at the last commit, so a restart reads the head
- * from meta and needs no replay. The store runs on the loop thread only.
+ * from meta and needs no replay. The store runs on the loop thread, but for
+ * the shared read transactions below, which other threads may hold.
  */
 #ifndef LX_STORE_H
 #define LX_STORE_H
@@ -153,6 +154,12 @@ void lx_store_set_checkpoint(lx_store_t *s, uint64_t seq);
 int lx_store_read_begin(lx_store_t *s, MDB_txn **txn);
 void lx_store_read_end(lx_store_t *s, MDB_txn *txn);
 
+/* The same from a thread other than the loop's (MDB_NOTLS lets any thread
+ * own a read transaction): the map cannot grow until read_end_shared, so
+ * keep it short. Returns 0 or LX_EINTERNAL. */
+int lx_store_read_begin_shared(lx_store_t *s, MDB_txn **txn);
+void lx_store_read_end_shared(lx_store_t *s, MDB_txn *txn);
+
 /* The head as of a read transaction's snapshot. Returns 0 or LX_EINTERNAL. */
 int lx_store_read_head(lx_store_t *s, MDB_txn *txn, lx_head_t *h);
 
@@ -181,6 +188,12 @@ int lx_store_appeals_each(lx_store_t *s, MDB_txn *txn, lx_str_t after, lx_appeal
  * whose rat is <= ms (true). Receive times never decrease, so this is a
  * binary search. Returns 0 when there is none. */
 uint64_t lx_store_seq_for_time(lx_store_t *s, MDB_txn *txn, uint64_t ms, bool last_le);
+
+/* How far an outside system (a plugin's mirror) has taken the log, by name,
+ * in the database "x.progress", which does not follow from the log. put
+ * runs in a write transaction; get returns 0 with *seq (0 if none). */
+int lx_store_progress_put(lx_store_t *s, MDB_txn *txn, const char *name, uint64_t seq);
+int lx_store_progress_get(lx_store_t *s, MDB_txn *txn, const char *name, uint64_t *seq);
 
 /* Computes the chain hash of a record from its predecessor's. */
 void lx_chain_hash(const uint8_t prev[LX_HASH_LEN], uint64_t seq, uint64_t rat,

@@ -14,6 +14,9 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
+
 #include "store.h"
 
 static char dir[256];
@@ -285,6 +288,95 @@ static void test_map_full_and_grow(void **state) {
   lx_store_free(&s);
 }
 
+/* A thread of a plugin (the JetStream mirror) reads with shared read
+ * transactions while this thread appends and grows the map: every read
+ * sees a whole committed prefix, and growth waits for open reads. */
+typedef struct reader {
+  lx_store_t *s;
+  atomic_int stop;
+  uint64_t reads, max_seen;
+  int bad;
+} reader_t;
+
+static int count_rec(void *arg, const lx_record_t *r) {
+  (*(uint64_t *)arg)++;
+  return 0;
+}
+
+static void *reader_main(void *arg) {
+  reader_t *rd = arg;
+  while (!atomic_load(&rd->stop)) {
+    MDB_txn *txn;
+    lx_head_t h;
+    uint64_t n = 0;
+    if (lx_store_read_begin_shared(rd->s, &txn)) {
+      rd->bad++;
+      continue;
+    }
+    lx_store_read_head(rd->s, txn, &h);
+    lx_store_scan(rd->s, txn, 1, h.seq, count_rec, &n);
+    lx_store_read_end_shared(rd->s, txn);
+    rd->bad += n != h.seq;
+    rd->max_seen = h.seq > rd->max_seen ? h.seq : rd->max_seen;
+    rd->reads++;
+  }
+  return NULL;
+}
+
+static void test_shared_reads_beside_growth(void **state) {
+  lx_store_t *s = open_store(1 << 20, 64 << 20);
+  reader_t rd = {.s = s};
+  pthread_t t;
+  static uint8_t blob[2000];
+  memset(blob, 'y', sizeof blob);
+  assert_int_equal(pthread_create(&t, NULL, reader_main, &rd), 0);
+  uint64_t total = 0;
+  for (int batch = 0; batch < 200; batch++) {
+    MDB_txn *txn;
+    uint64_t seq;
+    int rc;
+    do {
+      assert_int_equal(lx_store_begin(s, &txn), 0);
+      rc = 0;
+      for (int i = 0; i < 50 && rc == 0; i++)
+        rc = lx_store_append(s, txn, 1, blob, sizeof blob, &seq);
+      rc = rc ? (lx_store_abort(s, txn), rc) : lx_store_commit(s, txn);
+    } while (rc == LX_EFULL && lx_store_grow(s) == 0);
+    assert_int_equal(rc, 0);
+    total += 50;
+  }
+  atomic_store(&rd.stop, 1);
+  pthread_join(t, NULL);
+  assert_int_equal(rd.bad, 0);
+  assert_true(rd.reads > 0);
+  assert_true(rd.max_seen <= total);
+  verify(s, total);
+  lx_store_free(&s);
+}
+
+static void test_progress(void **state) {
+  lx_store_t *s = open_store(1 << 20, 1 << 20);
+  MDB_txn *txn;
+  uint64_t seq = 99;
+  assert_int_equal(lx_store_read_begin(s, &txn), 0);
+  assert_int_equal(lx_store_progress_get(s, txn, "jetstream", &seq), 0);
+  assert_int_equal(seq, 0); /* never set: no database yet */
+  lx_store_read_end(s, txn);
+  append_n(s, 1, 1, "r");
+  assert_int_equal(lx_store_begin(s, &txn), 0);
+  assert_int_equal(lx_store_progress_put(s, txn, "jetstream", 42), 0);
+  assert_int_equal(lx_store_commit(s, txn), 0);
+  lx_store_free(&s);
+  s = open_store(1 << 20, 1 << 20); /* it survives a restart */
+  assert_int_equal(lx_store_read_begin(s, &txn), 0);
+  assert_int_equal(lx_store_progress_get(s, txn, "jetstream", &seq), 0);
+  assert_int_equal(seq, 42);
+  assert_int_equal(lx_store_progress_get(s, txn, "other", &seq), 0);
+  assert_int_equal(seq, 0);
+  lx_store_read_end(s, txn);
+  lx_store_free(&s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_append_chain_reopen, setup, teardown),
@@ -295,6 +387,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_appeals_and_history, setup, teardown),
       cmocka_unit_test_setup_teardown(test_seq_for_time, setup, teardown),
       cmocka_unit_test_setup_teardown(test_map_full_and_grow, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_shared_reads_beside_growth, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_progress, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

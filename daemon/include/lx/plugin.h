@@ -45,7 +45,8 @@
  *
  * Events a plugin appends go through the same validation and group commit
  * as client events, and are themselves offered to every plugin's apply and
- * react. Everything runs on the daemon's one loop thread.
+ * react. Everything runs on the daemon's one loop thread, but for log_read
+ * and wake, which a plugin's own thread may call (see lx_host_api_t).
  */
 #ifndef LX_PLUGIN_H
 #define LX_PLUGIN_H
@@ -121,6 +122,9 @@ typedef struct lx_conf_item {
 
 /* log_scan's callback: non-zero stops the scan (and is returned). */
 typedef int (*lx_rec_cb)(void *arg, const lx_rec_t *rec);
+/* log_read's callback: a record and its chain hash (32 bytes), both valid
+ * during the call only; non-zero stops the read (and is returned). */
+typedef int (*lx_log_cb)(void *arg, const lx_rec_t *rec, const uint8_t *hash);
 
 /* Wire error codes a plugin's query may answer (PROTOCOL.md). */
 enum { LX_QE_DENIED = -9, LX_QE_BADREQ = -12, LX_QE_NOTFOUND = -13 };
@@ -242,6 +246,30 @@ typedef struct lx_host_api {
   /* The i-th configured unit (parents first, as in the config), with its
    * tier in *tier; NULL past the last one. Valid until close. */
   const char *(*unit_path)(lx_host_t *h, size_t i, int *tier);
+  /* --- added in ABI 2 for plugins that carry the log elsewhere (jetstream) --- */
+
+  /* From ANY thread (the only slots that may be called off the loop, with
+   * wake): reads the committed records with seq >= from, at most max, in log
+   * order, in a read transaction of its own, calling cb with each record and
+   * its chain hash until cb returns non-zero (returned). *head (if not NULL)
+   * gets the newest committed seq of that snapshot. May wait while the loop
+   * grows the map; never holds the loop up for longer than the read. */
+  int (*log_read)(lx_host_t *h, uint64_t from, size_t max, lx_log_cb cb, void *arg,
+                  uint64_t *head);
+  /* The county code of the config ("qd"), or NULL when it names more than
+   * one county. */
+  const char *(*county)(lx_host_t *h);
+  /* How far an outside system has taken the log (a mirror's acknowledged
+   * position), kept in the store under the plugin's name. progress_set (loop
+   * thread) is written with the next batch of records, in its transaction,
+   * so it costs no flush of its own; it is not derived from the log, so an
+   * audit does not compare it. progress_get returns 0 with *seq (0 if never
+   * set). */
+  int (*progress_set)(lx_host_t *h, uint64_t seq);
+  int (*progress_get)(lx_host_t *h, uint64_t *seq);
+  /* From ANY thread: the host calls the plugin's on_timer on the loop thread
+   * soon (wake-ups may be merged). */
+  int (*wake)(lx_host_t *h);
 } lx_host_api_t;
 
 typedef struct lx_plugin {
@@ -272,6 +300,10 @@ typedef struct lx_plugin {
   /* SIGHUP with changed settings (see the top of this file); NULL when the
    * plugin cannot reload. Added to ABI 2 at its end, before 2 was released. */
   int (*reload)(void *state, void **next);
+  /* Added in ABI 2: fields the plugin adds to the `stats` reply. Sets *map to
+   * a MessagePack map (malloc'd; the host frees it) whose entries are
+   * appended to the reply, and returns 0; NULL for none. Loop thread. */
+  int (*stats)(void *state, uint8_t **map, size_t *len);
 } lx_plugin_t;
 
 #define LX_PLUGIN_ENTRY_SYMBOL "lx_plugin_entry"
