@@ -411,6 +411,9 @@ def test_sse_replay_from_log_and_narrowing(fast):
     publish_ok(d, appeal("R-2", unit="qd.xs.sq", priority="urgent"))
     wait_for_alerts(d, 10)
     log_hx = [seq for seq, _ in webtest.alert_records(d, "qd.hx")]
+    m = gw.metrics()
+    assert m['lianxin_alerts_total{kind="escalated"}'] >= 2 and m['lianxin_alerts_total{kind="unanswered"}'] >= 2
+    assert m['lianxin_events_total{type="escalation"}'] >= 2
     # bob asks for the whole county: narrowed to qd.hx; from the log first.
     s = SSE(gw, "bob", prefix="qd.", last_id=0)
     evs = s.events(until=lambda ev: ev[0] >= log_hx[-1], timeout=20)
