@@ -530,11 +530,11 @@ def test_gateway_with_its_own_curve_key(tmp_path):
     answer, so the gateway says the daemon is down."""
     import test_security as ts
     tmp = str(tmp_path)
-    keys = {n: ts.keygen(tmp, n) for n in ("web", "admin", "field-hx")}
+    keys = {n: ts.keygen(tmp, n) for n in ("web", "admin", "field-hx", "sup-xs")}
     keys["server"] = ts.keygen(tmp, "lianxind")
     with open(os.path.join(tmp, "clients.yaml"), "w") as f:
         for name, role, jur in (("web", "supervisor", "qd"), ("admin", "admin", "qd"),
-                                ("field-hx", "field", "qd.hx")):
+                                ("field-hx", "field", "qd.hx"), ("sup-xs", "supervisor", "qd.xs")):
             f.write('- {name: %s, key: "%s", role: %s, jurisdiction: %s}\n' % (name, keys[name][0], role, jur))
     cfg = webtest.web_config(tmp, web_extra="  key: web.key\n")
     with open(cfg, "a") as f:
@@ -554,6 +554,12 @@ def test_gateway_with_its_own_curve_key(tmp_path):
         assert evs and evs[0][2]["appeal"] == "K-1"
         status, units = gw.json("/api/units", "alice")
         assert status == 200 and {u["path"]: u for u in units}["qd.hx.dy"]["open"] == 1
+        # the daemon's appeals op follows the key's role and jurisdiction
+        q = lambda who, **kw: ts.request(d, who, dict({"op": "appeals"}, **kw), d.query)
+        assert q("field-hx")["code"] == "E_DENIED"
+        assert q("sup-xs")["appeals"] == []  # no unit: its own jurisdiction
+        assert q("sup-xs", unit="qd.hx")["code"] == "E_DENIED"
+        assert [a["appeal"] for a in q("web", unit="qd.hx")["appeals"]] == ["K-1"]
     finally:
         assert gw.stop() == 0
     # the same gateway with a key the daemon does not know
