@@ -6,7 +6,7 @@
 # with its build directory, so later runs reuse the cache.
 set -eu
 dir="${1:?usage: web-test-deps.sh BUILD_DIR}/node"
-version=1.65.1
+version=1.60.0  # the newest that runs on Debian 12's node 18
 if [ -f "$dir/node_modules/playwright-core/package.json" ] &&
    grep -q "\"version\": \"$version\"" "$dir/node_modules/playwright-core/package.json"; then
   exit 0

@@ -431,6 +431,9 @@ def test_sse_replay_from_log_and_narrowing(fast):
     publish_ok(d, appeal("R-2", unit="qd.xs.sq", priority="urgent"))
     wait_for_alerts(d, 10)
     log_hx = [seq for seq, _ in webtest.alert_records(d, "qd.hx")]
+    m = gw.metrics()
+    assert m['lianxin_alerts_total{kind="escalated"}'] >= 2 and m['lianxin_alerts_total{kind="unanswered"}'] >= 2
+    assert m['lianxin_events_total{type="escalation"}'] >= 2
     # bob asks for the whole county: narrowed to qd.hx; from the log first.
     s = SSE(gw, "bob", prefix="qd.", last_id=0)
     evs = s.events(until=lambda ev: ev[0] >= log_hx[-1], timeout=20)
@@ -547,11 +550,11 @@ def test_gateway_with_its_own_curve_key(tmp_path):
     answer, so the gateway says the daemon is down."""
     import test_security as ts
     tmp = str(tmp_path)
-    keys = {n: ts.keygen(tmp, n) for n in ("web", "admin", "field-hx")}
+    keys = {n: ts.keygen(tmp, n) for n in ("web", "admin", "field-hx", "sup-xs")}
     keys["server"] = ts.keygen(tmp, "lianxind")
     with open(os.path.join(tmp, "clients.yaml"), "w") as f:
         for name, role, jur in (("web", "supervisor", "qd"), ("admin", "admin", "qd"),
-                                ("field-hx", "field", "qd.hx")):
+                                ("field-hx", "field", "qd.hx"), ("sup-xs", "supervisor", "qd.xs")):
             f.write('- {name: %s, key: "%s", role: %s, jurisdiction: %s}\n' % (name, keys[name][0], role, jur))
     cfg = webtest.web_config(tmp, web_extra="  key: web.key\n")
     with open(cfg, "a") as f:
@@ -571,6 +574,12 @@ def test_gateway_with_its_own_curve_key(tmp_path):
         assert evs and evs[0][2]["appeal"] == "K-1"
         status, units = gw.json("/api/units", "alice")
         assert status == 200 and {u["path"]: u for u in units}["qd.hx.dy"]["open"] == 1
+        # the daemon's appeals op follows the key's role and jurisdiction
+        q = lambda who, **kw: ts.request(d, who, dict({"op": "appeals"}, **kw), d.query)
+        assert q("field-hx")["code"] == "E_DENIED"
+        assert q("sup-xs")["appeals"] == []  # no unit: its own jurisdiction
+        assert q("sup-xs", unit="qd.hx")["code"] == "E_DENIED"
+        assert [a["appeal"] for a in q("web", unit="qd.hx")["appeals"]] == ["K-1"]
     finally:
         assert gw.stop() == 0
     # the same gateway with a key the daemon does not know
