@@ -38,7 +38,7 @@
  * apply of the record it caused, so one still present at the next sweep
  * belongs to a record the daemon refused (E_FULL): the sweep goes back to
  * it. The host commits what on_timer appends before it runs on_timer again
- * (lx_ingest_flush_queue right after the call), so nothing is in flight.
+ * (lx_ingest_flush_timer, right after the call), so nothing is in flight.
  */
 #include <msgpack.h>
 #include <stdbool.h>

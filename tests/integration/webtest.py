@@ -39,16 +39,27 @@ def users_file(path, users=USERS):
         f.write("".join(lines))
 
 
+def _without_section(text, key):
+    """TEXT without its top-level section KEY (from "KEY:" to the next
+    top-level key or the end; comment lines stay)."""
+    out, inside = [], False
+    for line in text.splitlines(keepends=True):
+        top = line[:1] not in ("", " ", "#", "\n")
+        if top:
+            inside = line.startswith(key + ":")
+        if not inside:
+            out.append(line)
+    return "".join(out)
+
+
 def web_config(tmp, base=lxtest.SAMPLE_CONFIG, web_extra="", plugins=None):
-    """The daemon's sample config with a web: section (and, if given, its
-    plugins list replaced)."""
+    """The daemon's sample config with a web: section of the test's (and, if
+    given, its plugins list replaced)."""
     with open(base, encoding="utf-8") as f:
-        text = f.read()
-    if "\nweb:" in text:  # the sample's own web: section is replaced
-        text = text[:text.index("\nweb:")]
+        text = _without_section(f.read(), "web")
     if plugins is not None:
-        text = text[:text.index("\nplugins:")] + "\nplugins:\n" + plugins
-    text += "\nweb:\n  users: users.yaml\n" + web_extra
+        text = _without_section(text, "plugins").rstrip("\n") + "\nplugins:\n" + plugins
+    text = text.rstrip("\n") + "\nweb:\n  users: users.yaml\n" + web_extra
     path = os.path.join(tmp, "lianxin.yaml")
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
