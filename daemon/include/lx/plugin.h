@@ -25,6 +25,7 @@
  *   query(state, q)           for a request on the query socket whose op is
  *                             one of the plugin's `ops`, from a read
  *                             transaction of its own (see lx_query_t).
+ *   stats(state, &map, &len)  fields the plugin adds to the `stats` reply.
  *
  * Events a plugin appends go through the same validation and group commit
  * as client events, and are themselves offered to every plugin's apply and
