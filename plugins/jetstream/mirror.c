@@ -392,8 +392,10 @@ static void *js_main(void *arg) {
     int rc = js_connect(&c);
     if (rc == 0)
       rc = js_sync(&c);
-    if (rc == 1)
+    if (rc == 1) {
+      js_disconnect(&c);
       break; /* diverged: the loop appends the alert; the mirror stays stopped */
+    }
     if (rc == 0) {
       atomic_store(&s->status, JS_RUNNING);
       backoff = BACKOFF_MIN_MS;

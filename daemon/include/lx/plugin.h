@@ -42,6 +42,7 @@
  *                             api->conf_error. NULL: the plugin cannot
  *                             change its settings without a restart, and a
  *                             reload that changes them is refused.
+ *   stats(state, &map, &len)  fields the plugin adds to the `stats` reply.
  *
  * Events a plugin appends go through the same validation and group commit
  * as client events, and are themselves offered to every plugin's apply and
