@@ -234,7 +234,13 @@ def test_daemon_sigkilled_mid_mirror_resumes_without_gap_or_duplicate(cluster):
     try:
         with time_limit(180):
             publish_many(d, 6000)
+            # The mirror may still be connecting when the last ack comes: wait
+            # for its first acknowledged record, then kill it mid-way.
+            deadline = time.time() + 30 * lxtest.TIMEOUT_SCALE
             s = stats(d)
+            while s["mirror_position"] == 0 and time.time() < deadline:
+                time.sleep(0.02)
+                s = stats(d)
             d.kill()
             assert 0 < s["mirror_position"] < 6000, s  # killed mid-mirror
             with natsjs.Client(cluster.urls[0]) as k:
