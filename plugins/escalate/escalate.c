@@ -47,6 +47,7 @@
 #include <string.h>
 
 #include "lx/plugin.h"
+#include "../common/lxp.h"
 
 #define K_DEADLINE 'D'
 #define K_WARNING 'W'
@@ -109,18 +110,10 @@ static bool slice_is(lx_slice_t s, const char *name) {
 /* --- config ---------------------------------------------------------------- */
 
 static int conf_int(esc_t *e, const char *key, int dflt, int min, int max, int *out) {
-  const char *v = e->api->conf_str(e->host, key);
-  char *end;
-  *out = dflt;
-  if (!v)
-    return 0;
-  long n = strtol(v, &end, 10);
-  if (*v == 0 || *end || n < min || n > max) {
-    e->api->conf_error(e->host, key, "expected an integer from %d to %d", min, max);
-    return -1;
-  }
-  *out = (int)n;
-  return 0;
+  long v;
+  int rc = lxp_conf_int(e->api, e->host, key, dflt, min, max, &v);
+  *out = (int)v;
+  return rc;
 }
 
 static int conf_share(esc_t *e) {

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/lxp.h"
 #include "mirror.h"
 
 #define PROGRESS_EVERY_MS 1000
@@ -77,18 +78,10 @@ static int js_conf_servers(js_state_t *s) {
 }
 
 static int js_conf_int(js_state_t *s, const char *key, int def, int min, int max, int *out) {
-  const char *v = s->api->conf_str(s->host, key);
-  char *end;
-  *out = def;
-  if (!v)
-    return 0;
-  long n = strtol(v, &end, 10);
-  if (!*v || *end || n < min || n > max) {
-    s->api->conf_error(s->host, key, "must be an integer from %d to %d", min, max);
-    return -1;
-  }
-  *out = (int)n;
-  return 0;
+  long v;
+  int rc = lxp_conf_int(s->api, s->host, key, def, min, max, &v);
+  *out = (int)v;
+  return rc;
 }
 
 /* A stream name: 1 to 32 of A-Z a-z 0-9 _ - (NATS forbids . * > and spaces). */

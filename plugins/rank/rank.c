@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/lxp.h"
 #include "rank_plugin.h"
 
 static const char *const rk_types[] = {"ranking", NULL};
@@ -48,18 +49,10 @@ static int conf_period(rk_t *r) {
 }
 
 static int conf_list_size(rk_t *r) {
-  const char *v = r->api->conf_str(r->host, "list_size");
-  char *end;
-  r->list_size = 3;
-  if (!v)
-    return 0;
-  long n = strtol(v, &end, 10);
-  if (*v == 0 || *end || n < 1 || n > 1000) {
-    r->api->conf_error(r->host, "list_size", "expected an integer from 1 to 1000");
-    return -1;
-  }
-  r->list_size = (int)n;
-  return 0;
+  long v;
+  int rc = lxp_conf_int(r->api, r->host, "list_size", 3, 1, 1000, &v);
+  r->list_size = (int)v;
+  return rc;
 }
 
 /* weights: {response, resolution, satisfaction}; a name left out weighs 0;
