@@ -5,7 +5,7 @@
  *
  * A log source yields records in seq order, either from the daemon's query
  * socket (`replay` pages of 10,000) or straight from an LMDB store directory
- * (daemon/store.h's layout: `log` u64be seq -> u64be rat | hash[32] | ev;
+ * (daemon/store/store.h's layout: `log` u64be seq -> u64be rat | hash[32] | ev;
  * `meta` "head" -> u64be seq | u64be rat | hash[32] | u64be checkpoint),
  * opened read-only in a separate process, so a live daemon keeps serving.
  *

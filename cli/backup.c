@@ -20,7 +20,7 @@
  * the event against the protocol's schema (well-formed and in the daemon's
  * normalised form), receive times never decreasing. The records are written
  * in large transactions through the very function the daemon stores records
- * with (lx_apply_record, daemon/apply.h: dedup index, appeal states and
+ * with (lx_apply_record, daemon/store/apply.h: dedup index, appeal states and
  * histories, counters, the head's checkpoint marker), and the hash the store
  * computes must equal the file's. With --config the plugins the
  * configuration names are loaded and run their apply on every record too,
@@ -724,7 +724,7 @@ int cmd_import(cli_t *c, int argc, char **argv)
   return rc;
 }
 
-/* audit: the daemon's own rebuild-and-compare (daemon/audit.c), run here on
+/* audit: the daemon's own rebuild-and-compare (daemon/store/audit.c), run here on
  * a store directory: a live daemon's (it keeps serving) or a backup. */
 int cmd_audit(cli_t *c, int argc, char **argv)
 {

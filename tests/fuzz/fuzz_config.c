@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT
  *
  * fuzz_config.c: libFuzzer harness for the YAML config loader
- * (daemon/config.c, on libyaml's document API), the path of
+ * (daemon/config/config.c, on libyaml's document API), the path of
  * `lianxind --check-config FILE` and of every start.
  *
  * Input: the config file's bytes. Each input is written to

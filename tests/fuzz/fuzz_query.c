@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT
  *
  * fuzz_query.c: libFuzzer harness for the query socket's request path,
- * lx_query_answer (daemon/query.c): one request frame in, one reply out.
+ * lx_query_answer (daemon/net/query.c): one request frame in, one reply out.
  *
  * Setup (once): a daemon struct with only what a query touches: the sample
  * config, an LMDB store in a scratch directory holding a small history

@@ -19,7 +19,7 @@
  * hash from the first changed seq on and rewrite the head, as a forger who
  * rewrites the whole chain would. Only checkpoint signatures can catch that.
  *
- * The store is opened with the daemon's own store code (daemon/store.c);
+ * The store is opened with the daemon's own store code (daemon/store/store.c);
  * the tampering itself is raw LMDB. Exit 0 done, 2 on errors.
  */
 #include <errno.h>

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT
  *
  * mock_host.c: see mock_host.h. The store, config and calendar functions of
- * the host table are daemon/plugin_txn.c's, and the records are applied as
- * in daemon/plugin_host.c (same record view, same write transaction), so a
+ * the host table are daemon/plugins/plugin_txn.c's, and the records are applied as
+ * in daemon/plugins/plugin_host.c (same record view, same write transaction), so a
  * plugin that passes here meets the store as lianxind gives it; the loop,
  * the sockets and the clock are what the test replaces.
  */

@@ -9,7 +9,7 @@
  * directory, written through lx_apply_record, so appeals change state by
  * the core's state machine and a plugin's apply runs inside the same write
  * transaction as the record it sees. The store, config and calendar slots
- * of the host table are the daemon's own (daemon/plugin_txn.c). What
+ * of the host table are the daemon's own (daemon/plugins/plugin_txn.c). What
  * differs from the daemon:
  *
  *   - the clock is mh.now, moved only by the test;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT
  *
- * test_store.c: unit tests of the LMDB store (daemon/store.c): append and
+ * test_store.c: unit tests of the LMDB store (daemon/store/store.c): append and
  * the hash chain, the dedup index, appeals and their history, reopening
  * after close, time-to-seq search, and a full map that must abort cleanly
  * and grow.
