@@ -29,12 +29,14 @@ done
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/lianxin-demo-XXXXXX")
 DAEMON_PID=
 WATCH_PID=
+WEB_PID=
 stop_all() {
-  for pid in $WATCH_PID $DAEMON_PID; do
+  for pid in $WATCH_PID $WEB_PID $DAEMON_PID; do
     kill -TERM "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
   WATCH_PID=
+  WEB_PID=
   DAEMON_PID=
 }
 cleanup() {
@@ -72,6 +74,18 @@ until "$LX" --timeout 300 head >/dev/null 2>&1; do
   fi
 done
 echo "listening on $LIANXIN_INGEST, $LIANXIN_ALERTS, $LIANXIN_QUERY"
+
+# The supervisors' dashboard beside it, when the gateway is built: a user
+# "demo" (password "demo") who sees the whole county, on a port of its own.
+if [ -x "$BUILD/lianxin-web" ]; then
+  printf 'demo\ndemo\n' | "$LX" passwd --jurisdiction qd demo >"$TMP/users.yaml"
+  cp "$ROOT/config/lianxin.yaml" "$TMP/lianxin.yaml"
+  WEB_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  "$BUILD/lianxin-web" --config "$TMP/lianxin.yaml" --listen "127.0.0.1:$WEB_PORT" \
+    --query "$LIANXIN_QUERY" --alerts "$LIANXIN_ALERTS" 2>"$TMP/web.log" &
+  WEB_PID=$!
+  echo "dashboard: http://127.0.0.1:$WEB_PORT/ (user demo, password demo; it stops with the demo)"
+fi
 
 say "lianxin watch qd: every alert in the county, as it comes"
 TZ=Asia/Shanghai "$LX" watch qd >"$TMP/watch.txt" 2>&1 &
