@@ -21,6 +21,7 @@
  *     window: 1024                       # publishes in flight at most (1 to 65536)
  */
 #include <ctype.h>
+#include <dlfcn.h>
 #include <inttypes.h>
 #include <msgpack.h>
 #include <nats/nats.h>
@@ -113,10 +114,22 @@ static void js_free(js_state_t *s) {
   free(s);
 }
 
+/* libnats stays mapped until the process exits. nats_CloseAndWait returns
+ * once its last internal thread has released the library, but that thread
+ * is still inside libnats for a few instructions more (natsLib_Release
+ * unlocking its mutex); unloading libnats with this object then would pull
+ * the code from under it (a crash at shutdown, seen under load). */
+static void js_keep_libnats(void) {
+  Dl_info info;
+  if (dladdr((void *)nats_Open, &info) && info.dli_fname)
+    dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
 static int js_init(const lx_host_api_t *api, lx_host_t *host, void **state) {
   js_state_t *s = calloc(1, sizeof *s);
   if (!s)
     return -1;
+  js_keep_libnats();
   s->api = api;
   s->host = host;
   pthread_mutex_init(&s->mu, NULL);
