@@ -20,6 +20,7 @@ pipe_events=200000
 clients=4
 window=256
 size=300
+type=visit
 parent="${TMPDIR:-/tmp}"
 
 usage() {
@@ -34,6 +35,7 @@ usage: bench/run.sh [options]
   --clients N        mode pipe clients (default $clients)
   --window W         mode pipe events in flight per client (default $window)
   --size BYTES       msgpack bytes per event (default $size)
+  --type T           visit (default) or appeal: what mode pipe publishes (lx-loadgen --type)
   --dir DIR          where to make the temp data dir (default \$TMPDIR or /tmp);
                      put it on the disk you mean to measure: tmpfs makes fsync free
 EOF
@@ -49,6 +51,7 @@ while [ $# -gt 0 ]; do
     --clients) clients=$2; shift 2 ;;
     --window) window=$2; shift 2 ;;
     --size) size=$2; shift 2 ;;
+    --type) type=$2; shift 2 ;;
     --dir) parent=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
@@ -115,7 +118,7 @@ echo "== (a) sync: one client, one event in flight"
 echo
 echo "== (b) pipe: $clients clients, $window in flight each"
 "$build/lx-loadgen" --ingest "$ingest" --mode pipe --clients "$clients" --window "$window" \
-  --events "$pipe_events" --size "$size" || status=1
+  --events "$pipe_events" --size "$size" --type "$type" || status=1
 echo
 
 echo "== daemon"
