@@ -182,4 +182,13 @@ static inline int lxp_conf_int(const lx_host_api_t *api, lx_host_t *host, const 
   return lxp_conf_int_value(api, host, key, api->conf_str(host, key), dflt, min, max, out);
 }
 
+/* The same, for a setting kept as an int. */
+static inline int lxp_conf_int_i(const lx_host_api_t *api, lx_host_t *host, const char *key,
+                                 int dflt, int min, int max, int *out) {
+  long v;
+  int rc = lxp_conf_int(api, host, key, dflt, min, max, &v);
+  *out = (int)v;
+  return rc;
+}
+
 #endif

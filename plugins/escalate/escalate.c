@@ -109,13 +109,6 @@ static bool slice_is(lx_slice_t s, const char *name) {
 
 /* --- config ---------------------------------------------------------------- */
 
-static int conf_int(esc_t *e, const char *key, int dflt, int min, int max, int *out) {
-  long v;
-  int rc = lxp_conf_int(e->api, e->host, key, dflt, min, max, &v);
-  *out = (int)v;
-  return rc;
-}
-
 static int conf_share(esc_t *e) {
   const char *v = e->api->conf_str(e->host, "warn_share");
   char *end;
@@ -133,9 +126,9 @@ static int conf_share(esc_t *e) {
 
 static int conf_all(esc_t *e) {
   int bad = conf_share(e);
-  bad |= conf_int(e, "response_days", 1, 1, 60, &e->response_days);
-  bad |= conf_int(e, "urgent_response_hours", 2, 1, 240, &e->urgent_response_hours);
-  bad |= conf_int(e, "reminder_days", 1, 1, 60, &e->reminder_days);
+  bad |= lxp_conf_int_i(e->api, e->host, "response_days", 1, 1, 60, &e->response_days);
+  bad |= lxp_conf_int_i(e->api, e->host, "urgent_response_hours", 2, 1, 240, &e->urgent_response_hours);
+  bad |= lxp_conf_int_i(e->api, e->host, "reminder_days", 1, 1, 60, &e->reminder_days);
   return bad;
 }
 

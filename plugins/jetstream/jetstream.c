@@ -78,13 +78,6 @@ static int js_conf_servers(js_state_t *s) {
   return 0;
 }
 
-static int js_conf_int(js_state_t *s, const char *key, int def, int min, int max, int *out) {
-  long v;
-  int rc = lxp_conf_int(s->api, s->host, key, def, min, max, &v);
-  *out = (int)v;
-  return rc;
-}
-
 /* A stream name: 1 to 32 of A-Z a-z 0-9 _ - (NATS forbids . * > and spaces). */
 static int js_conf_stream(js_state_t *s) {
   const char *v = s->api->conf_str(s->host, "stream");
@@ -144,8 +137,8 @@ static int js_init(const lx_host_api_t *api, lx_host_t *host, void **state) {
   }
   bad |= js_conf_servers(s) != 0;
   bad |= county && js_conf_stream(s) != 0;
-  bad |= js_conf_int(s, "replicas", 3, 1, 5, &s->replicas) != 0;
-  bad |= js_conf_int(s, "window", 1024, 1, 65536, &s->window) != 0;
+  bad |= lxp_conf_int_i(s->api, s->host, "replicas", 3, 1, 5, &s->replicas) != 0;
+  bad |= lxp_conf_int_i(s->api, s->host, "window", 1024, 1, 65536, &s->window) != 0;
   if (bad) {
     js_free(s);
     return -1;

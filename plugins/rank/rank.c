@@ -48,13 +48,6 @@ static int conf_period(rk_t *r) {
   return -1;
 }
 
-static int conf_list_size(rk_t *r) {
-  long v;
-  int rc = lxp_conf_int(r->api, r->host, "list_size", 3, 1, 1000, &v);
-  r->list_size = (int)v;
-  return rc;
-}
-
 /* weights: {response, resolution, satisfaction}; a name left out weighs 0;
  * the weights are normalised to sum to 1 (scores do not change by it: a
  * score is a weighted mean). */
@@ -142,7 +135,7 @@ static int rk_init(const lx_host_api_t *api, lx_host_t *host, void **state) {
   r->host = host;
   int bad = conf_period(r);
   bad |= conf_weights(r);
-  bad |= conf_list_size(r);
+  bad |= lxp_conf_int_i(r->api, r->host, "list_size", 3, 1, 1000, &r->list_size);
   if (bad || load_units(r) || api->db_open(host, "facts", &r->facts) ||
       api->db_open(host, "done", &r->done) || api->db_open(host, "meta", &r->meta)) {
     rk_close(r);

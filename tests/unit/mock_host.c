@@ -558,6 +558,21 @@ int mh_query(mh_t *h, const char *op, const uint8_t *req, size_t len, const char
   return rc;
 }
 
+static int count_one(void *arg, const void *key, size_t klen, const void *val, size_t vlen) {
+  (*(int *)arg)++;
+  return 0;
+}
+
+int mh_db_count(mh_t *h, const char *name) {
+  lx_db_t db;
+  int n = 0;
+  assert_int_equal(h->api.db_open(h, name, &db), 0);
+  lx_txn_t *t = h->api.read_begin(h);
+  assert_int_equal(h->api.scan(t, db, NULL, 0, count_one, &n), 0);
+  h->api.read_end(t);
+  return n;
+}
+
 lx_appeal_t mh_appeal_state(mh_t *h, const char *id) {
   MDB_txn *txn;
   lx_appeal_t a;

@@ -168,6 +168,9 @@ void mh_advance(mh_t *h, int64_t to);
 int mh_query(mh_t *h, const char *op, const uint8_t *req, size_t len, const char *jurisdiction,
              lx_query_t *q);
 
+/* How many keys the plugin's database `name` holds now. */
+int mh_db_count(mh_t *h, const char *name);
+
 /* The core's state of an appeal, read from the store. */
 lx_appeal_t mh_appeal_state(mh_t *h, const char *id);
 
