@@ -25,6 +25,9 @@
  */
 #include <inttypes.h>
 #include <stdarg.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -383,9 +386,19 @@ static int js_pump(js_conn_t *c) {
   return atomic_load(&c->failed) ? -1 : 0;
 }
 
+/* The mirror yields the CPU to the loop: when both want it (a burst of
+ * ingest, a catch-up after an outage on a busy machine), acks of new events
+ * come first and the mirror lags, then catches up when the loop is idle.
+ * On Linux a nice value is per thread and inherited by the threads a thread
+ * creates, so libnats's own threads, started from this one on the first
+ * connect, run at this priority too. */
+#define MIRROR_NICE 10
+
 static void *js_main(void *arg) {
   js_state_t *s = arg;
   js_conn_t c = {.s = s};
+  if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), MIRROR_NICE) != 0)
+    s->api->log(s->host, LX_PLOG_INFO, "mirror thread: cannot lower its priority");
   int64_t backoff = BACKOFF_MIN_MS;
   bool quiet = false; /* a failure is logged once until the mirror runs again */
   while (!js_stopping(s)) {

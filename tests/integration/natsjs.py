@@ -33,8 +33,9 @@ def free_port():
 class Cluster:
     """Three nats-server processes forming one JetStream cluster."""
 
-    def __init__(self, nodes=3, tmp=None, name="lxtest"):
+    def __init__(self, nodes=3, tmp=None, name="lxtest", nice=0):
         self.tmp = tmp or tempfile.mkdtemp(prefix="lx-nats-")
+        self.nice = nice  # a benchmark lowers the servers' priority (bench/mirror --nats-nice)
         self.name = name
         self.n = nodes
         self.ports = [free_port() for _ in range(nodes)]
@@ -60,7 +61,9 @@ class Cluster:
     def start_node(self, i):
         conf, d = self._conf(i)
         log = open(os.path.join(d, "server.log"), "ab")
-        self.procs[i] = subprocess.Popen([NATS_SERVER, "-c", conf], stdout=log, stderr=subprocess.STDOUT)
+        pre = (lambda: os.nice(self.nice)) if self.nice else None
+        self.procs[i] = subprocess.Popen([NATS_SERVER, "-c", conf], stdout=log, stderr=subprocess.STDOUT,
+                                         preexec_fn=pre)
         log.close()
 
     def start(self, timeout=30.0):
