@@ -14,7 +14,10 @@
  *
  * The events are `visit`s, or with --type appeal new `appeal`s (category
  * jobs, each its own appeal id): how bench/catchup lays down a backlog of
- * open appeals.
+ * open appeals; or with --type mix a county's day in miniature, in cycles of
+ * ten per client: two new appeals, each answered by a visit, four other
+ * visits, and the first appeal resolved and its resident's feedback given
+ * (every plugin of the sample config has work; half the appeals stay open).
  *
  * Every ack must be ok:true and name the id that was due (acks come back in
  * order per peer); anything else is counted, and the exit status is 0 only
@@ -39,12 +42,13 @@
 #include <zmq.h>
 
 enum { LG_SYNC, LG_PIPE };
+enum { LG_VISIT, LG_APPEAL, LG_MIX };
 
 typedef struct lg_conf {
   const char *ingest;
   const char *unit;
   int mode;
-  bool appeals;   /* --type appeal: new appeals instead of visits */
+  int type;       /* LG_VISIT, LG_APPEAL or LG_MIX (--type) */
   int clients;
   int window;
   long events;
@@ -101,12 +105,35 @@ static int make_id(char *out, size_t cap, const lg_conf_t *conf, int client, lon
   return snprintf(out, cap, "%s-%03d-%010ld", conf->run, client, n);
 }
 
-/* Packs event n of a client into sb (which is cleared first). */
+/* What event n of a --type mix cycle is, and the event whose appeal it names
+ * (its own for an appeal). */
+static const struct { const char *type; int appeal_at; } mix[10] = {
+  {"appeal", 0}, {"visit", -1}, {"visit", 99}, {"visit", 99}, {"visit", 99},
+  {"appeal", 0}, {"visit", -1}, {"visit", 99}, {"resolution", -8}, {"feedback", -9},
+};
+
+/* Packs event n of a client into sb (which is cleared first). Every event
+ * has a household and ends with its note (or summary), which pads it to
+ * --size; a visit that answers an appeal names it. */
 static void make_event(msgpack_sbuffer *sb, const lg_conf_t *conf, int client, long n,
                        const char *note)
 {
-  char id[64], household[32];
+  char id[64], household[32], appeal[68] = "";
   msgpack_packer pk;
+  const char *type = conf->type == LG_APPEAL ? "appeal" : "visit";
+  if (conf->type == LG_MIX) {
+    int at = mix[n % 10].appeal_at;
+    type = mix[n % 10].type;
+    if (at != 99 && n + at >= 0) {
+      make_id(id, sizeof id, conf, client, n + at);
+      snprintf(appeal, sizeof appeal, "ap-%s", id);
+    }
+  } else if (conf->type == LG_APPEAL) {
+    make_id(id, sizeof id, conf, client, n);
+    snprintf(appeal, sizeof appeal, "ap-%s", id);
+  }
+  bool is_appeal = strcmp(type, "appeal") == 0, is_visit = strcmp(type, "visit") == 0;
+  bool is_res = strcmp(type, "resolution") == 0;
   msgpack_sbuffer_clear(sb);
   msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
   make_id(id, sizeof id, conf, client, n);
@@ -117,7 +144,7 @@ static void make_event(msgpack_sbuffer *sb, const lg_conf_t *conf, int client, l
   pack_cstr(&pk, "id");
   pack_cstr(&pk, id);
   pack_cstr(&pk, "type");
-  pack_cstr(&pk, conf->appeals ? "appeal" : "visit");
+  pack_cstr(&pk, type);
   pack_cstr(&pk, "at");
   msgpack_pack_uint64(&pk, (uint64_t)wall_ms());
   pack_cstr(&pk, "unit");
@@ -125,21 +152,30 @@ static void make_event(msgpack_sbuffer *sb, const lg_conf_t *conf, int client, l
   pack_cstr(&pk, "actor");
   pack_cstr(&pk, "loadgen");
   pack_cstr(&pk, "body");
-  msgpack_pack_map(&pk, conf->appeals ? 4 : 3);
-  if (conf->appeals) {
-    char appeal[68];
-    snprintf(appeal, sizeof appeal, "ap-%s", id);
+  msgpack_pack_map(&pk, (is_appeal ? 4 : is_visit ? 3 : 2) + (!is_appeal && appeal[0]));
+  if (appeal[0]) {
     pack_cstr(&pk, "appeal");
     pack_cstr(&pk, appeal);
+  }
+  if (is_appeal) {
     pack_cstr(&pk, "category");
     pack_cstr(&pk, "jobs");
-  } else {
+  }
+  if (is_visit) {
     pack_cstr(&pk, "mode");
     pack_cstr(&pk, "periodic");
   }
-  pack_cstr(&pk, "household");
-  pack_cstr(&pk, household);
-  pack_cstr(&pk, conf->appeals ? "summary" : "note");
+  if (is_appeal || is_visit) {
+    pack_cstr(&pk, "household");
+    pack_cstr(&pk, household);
+  } else if (is_res) {
+    pack_cstr(&pk, "outcome");
+    pack_cstr(&pk, "resolved");
+  } else {
+    pack_cstr(&pk, "satisfied");
+    msgpack_pack_true(&pk);
+  }
+  pack_cstr(&pk, is_appeal ? "summary" : "note");
   pack_str(&pk, note, (size_t)conf->note_len);
 }
 
@@ -408,7 +444,9 @@ static const char usage[] =
   "  --events TOTAL   events in all (default 200000)\n"
   "  --size BYTES     msgpack size of each event, padded with a note (default 300)\n"
   "  --unit PATH      community the events happen at (default qd.hx.dy)\n"
-  "  --type T         visit (default), or appeal: each event a new open appeal\n"
+  "  --type T         visit (default); appeal: each event a new open appeal; or\n"
+  "                   mix: in tens, 2 appeals, 6 visits (2 answering them),\n"
+  "                   a resolution and a feedback (sizes about --size)\n"
   "  --timeout MS     an ack later than this counts as missing (default 10000)\n"
   "  --key FILE       CURVE: this client's NAME.key (lianxin keygen), with\n"
   "  --server-key FILE  the daemon's NAME.pub: measures ingest with CURVE on\n"
@@ -462,8 +500,10 @@ static int parse_args(lg_conf_t *conf, int argc, char **argv)
     case 'i': conf->ingest = optarg; break;
     case 'u': conf->unit = optarg; break;
     case 'T':
-      ok = strcmp(optarg, "visit") == 0 || strcmp(optarg, "appeal") == 0;
-      conf->appeals = strcmp(optarg, "appeal") == 0;
+      ok = strcmp(optarg, "visit") == 0 || strcmp(optarg, "appeal") == 0 ||
+           strcmp(optarg, "mix") == 0;
+      conf->type = strcmp(optarg, "appeal") == 0 ? LG_APPEAL
+                   : strcmp(optarg, "mix") == 0  ? LG_MIX : LG_VISIT;
       break;
     case 'm':
       ok = strcmp(optarg, "sync") == 0 || strcmp(optarg, "pipe") == 0;

@@ -35,7 +35,7 @@ usage: bench/run.sh [options]
   --clients N        mode pipe clients (default $clients)
   --window W         mode pipe events in flight per client (default $window)
   --size BYTES       msgpack bytes per event (default $size)
-  --type T           visit (default) or appeal: what mode pipe publishes (lx-loadgen --type)
+  --type T           visit (default), appeal or mix: what mode pipe publishes (lx-loadgen --type)
   --dir DIR          where to make the temp data dir (default \$TMPDIR or /tmp);
                      put it on the disk you mean to measure: tmpfs makes fsync free
 EOF
