@@ -7,10 +7,12 @@ sockets with msgpack, written against PROTOCOL.md alone, and stops it by PID.
 """
 import hashlib
 import os
+import resource
 import shutil
 import signal
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -68,6 +70,37 @@ def unpack(b):
     return msgpack.unpackb(b, raw=False, strict_map_key=False)
 
 
+CRASH_SIGNALS = (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL)
+
+
+def allow_core():
+    resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+
+
+def crash_report(tmp, pid, rc):
+    """A daemon died of a signal nobody sent: prints every thread's stack from
+    its core (gdb, when installed) to stderr, which pytest shows with the
+    failure, and keeps core and stack under $LX_CORE_DIR (default
+    /tmp/lx-cores) as artefacts."""
+    cores = [os.path.join(tmp, f) for f in os.listdir(tmp)
+             if f == "core" or f == "core.%d" % pid]
+    keep = os.environ.get("LX_CORE_DIR", "/tmp/lx-cores")
+    print("lianxind (pid %d) died of signal %d; core: %s" % (pid, -rc, cores or "none written"),
+          file=sys.stderr)
+    if not cores:
+        return
+    os.makedirs(keep, exist_ok=True)
+    dest = os.path.join(keep, "core.%d" % pid)
+    shutil.move(cores[0], dest)
+    gdb = shutil.which("gdb")
+    if gdb:
+        bt = subprocess.run([gdb, "-batch", "-ex", "thread apply all bt", DAEMON, dest],
+                            capture_output=True, text=True, timeout=120).stdout
+        with open(dest + ".txt", "w") as f:
+            f.write(bt)
+        print(bt[-20000:], file=sys.stderr)
+
+
 class Daemon:
     """A lianxind process on its own temporary data dir and ipc endpoints."""
 
@@ -92,8 +125,10 @@ class Daemon:
 
     def start(self, timeout=10.0):
         self.log = open(self.log_path, "ab")
+        # Core dumps on, in the temp dir (the cwd), so that a crash the test
+        # did not cause is explained by stop() (crash_report) and not lost.
         self.proc = subprocess.Popen(self.args(), stdout=self.log, stderr=subprocess.STDOUT,
-                                     env=self.env)
+                                     env=self.env, cwd=self.tmp, preexec_fn=allow_core)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -125,8 +160,11 @@ class Daemon:
                 self.proc.kill()
                 self.proc.wait()
         rc = self.proc.returncode
+        pid = self.proc.pid
         self.proc = None
         self.log.close()
+        if rc is not None and -rc in CRASH_SIGNALS and sig != -rc:
+            crash_report(self.tmp, pid, rc)
         return rc
 
     def kill(self):
