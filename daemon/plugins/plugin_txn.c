@@ -328,7 +328,7 @@ void lx_plugin_rec_init(lx_rec_t *r, uint64_t seq, uint64_t rat, const lx_event_
       .category = sl(ev->category), .urgent = ev->urgent, .outcome = ev->outcome,
       .satisfied = ev->satisfied, .esc_kind = sl(ev->esc_kind), .esc_from = ev->esc_from,
       .esc_to = ev->esc_to, .esc_deadline = ev->esc_deadline, .esc_next = ev->esc_next,
-      .ev = bytes, .ev_len = len,
+      .ev = bytes, .ev_len = len, .actor = sl(ev->actor), .at = ev->at,
   };
 }
 

@@ -150,24 +150,18 @@ static size_t year_actor(uint8_t *k, int year, const char *actor, size_t n) {
 /* A visit: its local date (of `at`, or of `rat` when `at` is later) and its
  * township, for the cadre that recorded it. */
 static void apply_visit(qt_t *q, lx_txn_t *t, const lx_rec_t *r) {
-  msgpack_zone z;
-  msgpack_object root;
-  int64_t at;
   char town[PATH_MAX_];
-  msgpack_zone_init(&z, 1024);
-  const msgpack_object *actor = lxp_unpack_ev(r, &z, &root) ? lxp_get(&root, "actor") : NULL;
   int off = (int)(q->api->utc_offset_ms(q->host) / 60000);
-  if (actor && actor->type == MSGPACK_OBJECT_STR && actor->via.str.size <= ACTOR_MAX &&
-      actor->via.str.size > 0 && lxp_int(lxp_get(&root, "at"), &at) &&
+  if (r->actor.n <= ACTOR_MAX && r->actor.n > 0 &&
       q->api->unit_at_tier(q->host, r->unit, LX_TOWNSHIP, town) == 0) {
-    int64_t eff = at < r->rat ? at : r->rat, day = lxp_local_day(eff, off);
+    int64_t eff = r->at < r->rat ? r->at : r->rat, day = lxp_local_day(eff, off);
     int y, m, d, ry, rm;
     lxp_civil_from_days(day, &y, &m, &d);
     lxp_civil_from_days(lxp_local_day(r->rat, off), &ry, &rm, &d);
     if (y >= YEAR_MIN && y <= YEAR_MAX) {
       uint8_t k[3 + ACTOR_MAX + 1 + PATH_MAX_], v[20];
       const void *old;
-      size_t n = year_actor(k, y, actor->via.str.ptr, actor->via.str.size), vn;
+      size_t n = year_actor(k, y, r->actor.p, r->actor.n), vn;
       lxp_put_be(k + n, (uint64_t)(day - lxp_days_from_civil(YEAR_MIN, 1, 1)), 4);
       lxp_put_be(v, (uint64_t)r->rat, 8);
       if (q->api->get(t, q->day, k, n + 4, &old, &vn) == 1)
@@ -192,7 +186,6 @@ static void apply_visit(qt_t *q, lx_txn_t *t, const lx_rec_t *r) {
       q->api->put(t, q->town, k, n, v, 20);
     }
   }
-  msgpack_zone_destroy(&z);
 }
 
 static size_t sent_key(uint8_t *k, int year, int month, lx_slice_t unit) {

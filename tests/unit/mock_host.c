@@ -19,6 +19,7 @@
 #include "apply.h"
 #include "calendar.h"
 #include "mock_host.h"
+#include "plugin_txn.h"
 
 _Static_assert(offsetof(struct lx_host, env) == 0, "plugin_txn.c finds the env at the host");
 
@@ -238,19 +239,12 @@ static void encode(msgpack_sbuffer *sb, const char *id, const char *type, int64_
   msgpack_sbuffer_write(sb, (const char *)body, len);
 }
 
+/* The record as lianxind hands it to plugins (the daemon's own builder). */
 static lx_rec_t rec_from(const item_t *it, int64_t rat) {
-  const lx_event_t *ev = &it->ev;
-#define SL(s) ((lx_slice_t){(s).p, (s).n})
-  return (lx_rec_t){
-      .seq = it->seq, .rat = rat,
-      .type = ev->type == LX_EV_PLUGIN ? LX_REC_PLUGIN : ev->type,
-      .type_name = SL(ev->type_name), .unit = SL(ev->unit), .appeal = SL(ev->appeal),
-      .category = SL(ev->category), .urgent = ev->urgent, .outcome = ev->outcome,
-      .satisfied = ev->satisfied, .esc_kind = SL(ev->esc_kind), .esc_from = ev->esc_from,
-      .esc_to = ev->esc_to, .esc_deadline = ev->esc_deadline, .esc_next = ev->esc_next,
-      .ev = (const uint8_t *)it->norm.data, .ev_len = it->norm.size,
-  };
-#undef SL
+  lx_rec_t r;
+  lx_plugin_rec_init(&r, it->seq, (uint64_t)rat, &it->ev, (const uint8_t *)it->norm.data,
+                     it->norm.size);
+  return r;
 }
 
 static void keep_record(mh_t *h, const item_t *it, int64_t rat) {

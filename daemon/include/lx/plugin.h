@@ -95,6 +95,9 @@ typedef struct lx_rec {
   int64_t esc_next;       /* escalation records: -1 for nil */
   const uint8_t *ev;      /* the stored event, MessagePack */
   size_t ev_len;
+  lx_slice_t actor;       /* the envelope's actor (kept here, at the end, so a
+                           * plugin need not unpack `ev` for it per record) */
+  int64_t at;             /* the envelope's `at`: the client's clock, ms */
 } lx_rec_t;
 
 /* An appeal's state as the core keeps it. */
