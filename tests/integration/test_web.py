@@ -144,6 +144,8 @@ def test_ranking_not_enabled_is_not_5xx(seeded):
     assert status == 404 and body["code"] == "E_NOTENABLED" and "not enabled" in body["error"]
     status, body = gw.json("/api/ranking?tier=community", "alice")
     assert status == 404
+    status, body = gw.json("/api/rates", "alice")  # the chart's months: the same note
+    assert status == 404 and body["code"] == "E_NOTENABLED"
     for bad in ("/api/ranking", "/api/ranking?tier=county", "/api/ranking?tier=community&period=2026-13",
                 "/api/ranking?tier=community&period=26-1", "/api/ranking?tier=community&period=2026-Q5"):
         status, body = gw.json(bad, "alice")
