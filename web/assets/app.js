@@ -164,7 +164,7 @@ async function loadChart(enabled) {
   const ms = body.months.map((pt) => pt.period);
   const pts = body.months.map((pt) => ({ p: pt.period, resp: pt.response_rate, res: pt.resolution_rate }));
   const W = 480, H = 200, L = 36, B = 24;
-  const x = (i) => L + i * ((W - L - 10) / (ms.length - 1));
+  const x = (i) => L + 20 + i * ((W - L - 50) / Math.max(1, ms.length - 1)); // room for centred labels
   const y = (v) => H - B - v * (H - B - 10);
   const NS = 'http://www.w3.org/2000/svg';
   const svg = document.createElementNS(NS, 'svg');
@@ -174,7 +174,7 @@ async function loadChart(enabled) {
   const add = (tag, attrs, text) => { const e = document.createElementNS(NS, tag);
     for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v); if (text) e.textContent = text; svg.append(e); };
   for (const v of [0, 0.5, 1]) { add('line', { x1: L, x2: W - 10, y1: y(v), y2: y(v), stroke: '#dde3e8' }); add('text', { x: 2, y: y(v) + 4 }, `${v * 100}%`); }
-  ms.forEach((p, i) => add('text', { x: x(i) - 18, y: H - 6 }, p));
+  ms.forEach((p, i) => add('text', { x: x(i), y: H - 6, 'text-anchor': 'middle' }, p));
   for (const [k, color, label] of [['resp', '#0d47a1', '响应率'], ['res', '#2e7d32', '解决率']]) {
     const d = pts.map((pt, i) => (pt[k] == null ? null : `${x(i)},${y(pt[k])}`)).filter(Boolean);
     if (d.length) add('polyline', { points: d.join(' '), fill: 'none', stroke: color, 'stroke-width': 2 });
