@@ -308,18 +308,6 @@ def test_open311_summary_only_when_configured(seeded):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def daemon_now(d):
-    """The daemon's clock, as its `units` reply carries it."""
-    return d.request({"op": "units"})["now"]
-
-
-def wait_daemon_time(d, at, timeout=30.0):
-    end = time.time() + timeout
-    while daemon_now(d) < at:
-        assert time.time() < end, "the daemon's clock did not reach %d" % at
-        time.sleep(0.05)
-
-
 def q_date(ms_, offset=0):
     """An ISO 8601 time for a query string (the + of the offset escaped)."""
     return dt_iso(ms_ + offset).replace("+", "%2B")
@@ -344,13 +332,13 @@ def test_open311_90_day_window(tmp_path):
         try:
             publish_ok(d, appeal("O-old"))
             opened = {"O-old": d.request({"op": "appeal", "appeal": "O-old"})["appeal"]["opened"]}
-            wait_daemon_time(d, opened["O-old"] + 50 * DAY)
+            webtest.wait_daemon_time(d, opened["O-old"] + 50 * DAY)
             publish_ok(d, appeal("O-mid", category="housing"))
-            wait_daemon_time(d, opened["O-old"] + 100 * DAY)
+            webtest.wait_daemon_time(d, opened["O-old"] + 100 * DAY)
             publish_ok(d, appeal("O-new"))
             # At once: the window slides with the daemon's clock (90 days in 7.8 s).
             status, body = gw.json("/open311/v2/requests.json")
-            now = daemon_now(d)
+            now = webtest.daemon_now(d)
             assert status == 200, body
             assert now - opened["O-old"] > 90 * DAY
             assert sorted(r["service_request_id"] for r in body) == ["O-mid", "O-new"]

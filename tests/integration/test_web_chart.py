@@ -6,7 +6,6 @@ hand-counted figures for each month, for users of the county, a township
 and a community; the months end with the daemon's month, not the host's."""
 import os
 import shutil
-import time
 
 import pytest
 
@@ -19,27 +18,16 @@ HX, XS = "qd.hx.dy", "qd.xs.sq"
 USERS = dict(webtest.USERS, dan=("dan-pw", HX))  # a community's supervisor
 
 
-def now(d):
-    return d.request({"op": "units"})["now"]
-
-
-def wait_until(d, at, timeout=60.0):
-    end = time.time() + timeout
-    while now(d) < at:
-        assert time.time() < end, "the daemon's clock did not reach %d" % at
-        time.sleep(0.02)
-
-
 def month(d, start, before, filed, answers):
     """Waits for START on the daemon's clock, files the appeals {id: unit}
     and then the answers (records), in one pipeline; checks they all landed
     before BEFORE (still in the same month)."""
-    wait_until(d, start)
+    webtest.wait_daemon_time(d, start)
     msgs = [appeal(a, unit=u) for a, u in filed.items()] + answers
     with d.client("ingest") as c:
         replies = c.pipeline(msgs)
     assert all(r["ok"] for r in replies), replies
-    assert now(d) < before, "the test clock ran past the month: the machine is too slow"
+    assert webtest.daemon_now(d) < before, "the test clock ran past the month: the machine is too slow"
 
 
 def rates(gw, user):
@@ -81,7 +69,7 @@ def test_rates_by_month_over_three_months():
         bob, _ = rates(gw, "bob")
         carol, _ = rates(gw, "carol")
         dan, dan_body = rates(gw, "dan")
-        assert now(d) < ms(2026, 4, 1), "the test clock ran into April: the machine is too slow"
+        assert webtest.daemon_now(d) < ms(2026, 4, 1), "the test clock ran into April: the machine is too slow"
         assert [p["period"] for p in body["months"]] == \
             ["2025-10", "2025-11", "2025-12", "2026-01", "2026-02", "2026-03"]
         assert body["tier"] == "township" and dan_body["tier"] == "community"

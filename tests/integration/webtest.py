@@ -265,5 +265,18 @@ def alert_records(daemon, prefix=None):
     return out
 
 
+def daemon_now(daemon):
+    """The daemon's clock (ms), as its `units` reply carries it."""
+    return daemon.request({"op": "units"})["now"]
+
+
+def wait_daemon_time(daemon, at, timeout=60.0):
+    """Waits until the daemon's (test) clock reaches AT."""
+    end = time.time() + timeout
+    while daemon_now(daemon) < at:
+        assert time.time() < end, "the daemon's clock did not reach %d" % at
+        time.sleep(0.02)
+
+
 def tmpdir():
     return tempfile.mkdtemp(prefix="lx-web-")
