@@ -7,7 +7,7 @@ PKGS="build-essential cmake pkg-config
       libuv1-dev libzmq3-dev libmsgpack-dev liblmdb-dev lmdb-utils libsodium-dev
       libyaml-dev libcjson-dev libsystemd-dev libcmocka-dev clang libclang-rt-14-dev
       python3 python3-zmq python3-msgpack python3-pytest python3-nacl python3-lmdb
-      libmicrohttpd-dev chromium prometheus fonts-wqy-microhei
+      libmicrohttpd-dev libgnutls28-dev openssl chromium prometheus fonts-wqy-microhei
       libnats-dev nats-server gdb"
 # The browser test installs playwright-core with npm; a machine that already
 # has node and npm (Debian's or NodeSource's, which bundles npm and conflicts

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT
  *
  * api.c: /metrics and the dashboard's JSON endpoints (/api/units,
- * /api/appeals, /api/ranking, /api/alerts, /api/me), each a translation of
- * one daemon query, with the rows narrowed to the user's jurisdiction.
+ * /api/appeals, /api/ranking, /api/rates, /api/alerts, /api/me), each a
+ * translation of daemon queries, with the rows narrowed to the user's
+ * jurisdiction.
  *
  * The units tree with its counts costs the daemon a pass over its
  * appeals, so the answer is kept for UNITS_TTL_MS and shared by every
@@ -276,12 +277,34 @@ typedef struct rank_req {
   const char *tier;
 } rank_req_t;
 
+/* Without a period the daemon takes its current one, by its own clock. */
 static void pack_rank(msgpack_packer *pk, void *arg) {
   rank_req_t *q = arg;
-  lxw_mp_pack_cstr(pk, "period");
-  lxw_mp_pack_cstr(pk, q->period);
+  if (q->period[0]) {
+    lxw_mp_pack_cstr(pk, "period");
+    lxw_mp_pack_cstr(pk, q->period);
+  }
   lxw_mp_pack_cstr(pk, "tier");
   lxw_mp_pack_cstr(pk, q->tier);
+}
+
+/* Asks the daemon's `rank` op; the reply goes into u. Returns 0 or -1
+ * (the daemon did not answer). */
+static int rank_op(rank_req_t *q, msgpack_unpacked *u) {
+  return lxw_dc_op("rank", q->period[0] ? 2 : 1, pack_rank, q, u);
+}
+
+/* The answer to a refused `rank`: not enabled (no rank plugin) or the
+ * daemon's own error. */
+static enum MHD_Result rank_refused(lxw_req_t *r, const msgpack_object *reply) {
+  char code[32], msg[200];
+  lxw_mp_code(reply, code, sizeof code);
+  lxw_mp_str(lxw_mp_get(reply, "error"), msg, sizeof msg);
+  if (strcmp(code, "E_BADREQ") == 0 && strstr(msg, "op:"))
+    return lxw_reply_error(r, 404, "E_NOTENABLED",
+                           "the ranking is not enabled: the daemon has no rank plugin");
+  return lxw_reply_error(r, strcmp(code, "E_DENIED") == 0 ? 403 : 400, code[0] ? code : "E_BADREQ",
+                         "%s", msg);
 }
 
 /* Keeps the rows and list entries inside the user's jurisdiction. */
@@ -300,16 +323,8 @@ static void narrow_ranking(cJSON *ranking, const char *jur) {
 }
 
 static enum MHD_Result ranking_answer(lxw_req_t *r, msgpack_object *reply) {
-  char code[32], msg[200];
-  if (!lxw_mp_ok(reply)) {
-    lxw_mp_code(reply, code, sizeof code);
-    lxw_mp_str(lxw_mp_get(reply, "error"), msg, sizeof msg);
-    if (strcmp(code, "E_BADREQ") == 0 && strstr(msg, "op:"))
-      return lxw_reply_error(r, 404, "E_NOTENABLED",
-                             "the ranking is not enabled: the daemon has no rank plugin");
-    return lxw_reply_error(r, strcmp(code, "E_DENIED") == 0 ? 403 : 400, code[0] ? code : "E_BADREQ",
-                           "%s", msg);
-  }
+  if (!lxw_mp_ok(reply))
+    return rank_refused(r, reply);
   cJSON *j = lxw_mp_to_json(reply);
   narrow_ranking(cJSON_GetObjectItemCaseSensitive(j, "ranking"), r->user->jur);
   return lxw_reply_json(r, 200, j);
@@ -326,20 +341,108 @@ enum MHD_Result lxw_api_ranking(lxw_req_t *r) {
     return lxw_reply_error(r, 400, "E_BADREQ", "tier: expected community or township");
   if (period && !valid_period(period))
     return lxw_reply_error(r, 400, "E_BADREQ", "period: expected 2026-11, 2026-Q4 or 2026");
-  if (period) {
+  if (period)
     snprintf(q.period, sizeof q.period, "%s", period);
-  } else { /* the current local month */
-    time_t t = time(NULL) + r->conf->utc_offset_min * 60;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    snprintf(q.period, sizeof q.period, "%04d-%02d", tm.tm_year + 1900, tm.tm_mon + 1);
-  }
   msgpack_unpacked u;
   msgpack_unpacked_init(&u);
-  enum MHD_Result rc = lxw_dc_op("rank", 2, pack_rank, &q, &u) ? lxw_reply_down(r)
-                                                                : ranking_answer(r, &u.data);
+  enum MHD_Result rc = rank_op(&q, &u) ? lxw_reply_down(r) : ranking_answer(r, &u.data);
   msgpack_unpacked_destroy(&u);
   return rc;
+}
+
+/* --- /api/rates?months=N: the chart's response and resolution rates by month ------------ */
+
+#define RATES_MONTHS_MAX 24
+
+/* The daemon's clock as a local year and month (calendar.utc_offset):
+ * the chart's months end with the daemon's, which on a test clock is not
+ * the browser's. Returns 0 or -1 (the daemon did not answer). */
+static int daemon_month(lxw_req_t *r, int *year, int *month) {
+  msgpack_unpacked u;
+  msgpack_unpacked_init(&u);
+  int rc = lxw_dc_op("units", 0, NULL, NULL, &u) || !lxw_mp_ok(&u.data) ? -1 : 0;
+  if (rc == 0) {
+    time_t t = (time_t)(lxw_mp_int(lxw_mp_get(&u.data, "now"), 0) / 1000) +
+               r->conf->utc_offset_min * 60;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    *year = tm.tm_year + 1900, *month = tm.tm_mon + 1;
+  }
+  msgpack_unpacked_destroy(&u);
+  return rc;
+}
+
+/* Sums a month's rank rows inside the user's jurisdiction into one point:
+ * each appeal counts once per tier (in its community and its township),
+ * so the sum over one tier's rows counts it once. */
+static cJSON *rates_point(const char *period, const msgpack_object *reply, const char *jur) {
+  const msgpack_object *rows = lxw_mp_get(lxw_mp_get(reply, "ranking"), "rows");
+  int64_t rec = 0, resp = 0, res = 0;
+  for (uint32_t i = 0; rows && rows->type == MSGPACK_OBJECT_ARRAY && i < rows->via.array.size; i++) {
+    const msgpack_object *row = &rows->via.array.ptr[i];
+    char unit[LXW_JUR_MAX + 1];
+    lxw_mp_str(lxw_mp_get(row, "unit"), unit, sizeof unit);
+    if (!lxw_within(jur, unit, strlen(unit)))
+      continue;
+    rec += lxw_mp_int(lxw_mp_get(row, "received"), 0);
+    resp += lxw_mp_int(lxw_mp_get(row, "responded"), 0);
+    res += lxw_mp_int(lxw_mp_get(row, "resolved"), 0);
+  }
+  const msgpack_object *final = lxw_mp_get(reply, "final");
+  cJSON *p = cJSON_CreateObject();
+  cJSON_AddStringToObject(p, "period", period);
+  cJSON_AddBoolToObject(p, "final", final && final->type == MSGPACK_OBJECT_BOOLEAN && final->via.boolean);
+  cJSON_AddNumberToObject(p, "received", (double)rec);
+  cJSON_AddNumberToObject(p, "responded", (double)resp);
+  cJSON_AddNumberToObject(p, "resolved", (double)res);
+  if (rec) {
+    cJSON_AddNumberToObject(p, "response_rate", (double)resp / (double)rec);
+    cJSON_AddNumberToObject(p, "resolution_rate", (double)res / (double)rec);
+  } else {
+    cJSON_AddNullToObject(p, "response_rate");
+    cJSON_AddNullToObject(p, "resolution_rate");
+  }
+  return p;
+}
+
+enum MHD_Result lxw_api_rates(lxw_req_t *r) {
+  static const char *const allowed[] = {"months", NULL};
+  char bad[128], *end;
+  const char *arg = lxw_arg(r, "months");
+  if (lxw_args_check(r, allowed, bad, sizeof bad))
+    return lxw_reply_error(r, 400, "E_BADREQ", "%s", bad);
+  long n = arg ? strtol(arg, &end, 10) : 6;
+  if (arg && (!*arg || *end || n < 1 || n > RATES_MONTHS_MAX))
+    return lxw_reply_error(r, 400, "E_BADREQ", "months: expected 1 to %d", RATES_MONTHS_MAX);
+  int y, m;
+  if (daemon_month(r, &y, &m))
+    return lxw_reply_down(r);
+  /* A community's supervisor has no township row of its own: its community's row. */
+  int dots = 0;
+  for (const char *c = r->user->jur; *c; c++)
+    dots += *c == '.';
+  rank_req_t q = {.tier = dots >= 2 ? "community" : "township"};
+  cJSON *months = cJSON_CreateArray();
+  for (long i = n - 1; i >= 0; i--) {
+    int k = (y * 12 + (m - 1)) - (int)i;
+    snprintf(q.period, sizeof q.period, "%04d-%02d", k / 12, k % 12 + 1);
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    int down = rank_op(&q, &u);
+    if (down || !lxw_mp_ok(&u.data)) {
+      enum MHD_Result rc = down ? lxw_reply_down(r) : rank_refused(r, &u.data);
+      msgpack_unpacked_destroy(&u);
+      cJSON_Delete(months);
+      return rc;
+    }
+    cJSON_AddItemToArray(months, rates_point(q.period, &u.data, r->user->jur));
+    msgpack_unpacked_destroy(&u);
+  }
+  cJSON *j = cJSON_CreateObject();
+  cJSON_AddBoolToObject(j, "ok", 1);
+  cJSON_AddStringToObject(j, "tier", q.tier);
+  cJSON_AddItemToObject(j, "months", months);
+  return lxw_reply_json(r, 200, j);
 }
 
 /* --- /api/alerts?prefix=qd.hx. --------------------------------------------------------- */

@@ -8,6 +8,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,18 @@ static int fail(ctx_t *x, const yaml_node_t *n, const char *key, const char *fmt
                      n ? (unsigned long)n->start_mark.line + 1 : 1UL, key);
   if (len >= 0 && (size_t)len < x->errlen)
     snprintf(x->err + len, x->errlen - (size_t)len, fmt, arg);
+  return -1;
+}
+
+int lxw_conf_fail(const lxw_conf_t *c, unsigned long line, const char *key, char *err,
+                  size_t errlen, const char *fmt, ...) {
+  int len = snprintf(err, errlen, "%s:%lu: %s: ", c->file, line, key);
+  if (len >= 0 && (size_t)len < errlen) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err + len, errlen - (size_t)len, fmt, ap);
+    va_end(ap);
+  }
   return -1;
 }
 
@@ -118,6 +131,34 @@ static int read_open311(ctx_t *x, const yaml_node_t *m) {
   return 0;
 }
 
+/* web.tls: {cert: PATH, key: PATH}, both or neither. The files are read
+ * and checked against each other by tls.c, which names these lines. */
+static int read_tls(ctx_t *x, const yaml_node_t *m) {
+  yaml_document_t *d = x->doc;
+  lxw_conf_t *c = x->c;
+  if (m->type != YAML_MAPPING_NODE)
+    return fail(x, m, "web.tls", "expected a mapping {cert: PATH, key: PATH}%s", "");
+  for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
+    yaml_node_t *k = yaml_document_get_node(d, p->key), *v = yaml_document_get_node(d, p->value);
+    const char *name = scalar(k) ? scalar(k) : "?";
+    if (strcmp(name, "cert") == 0) {
+      if (copy_path(x, v, "web.tls.cert", c->tls_cert))
+        return -1;
+      c->tls_cert_line = (unsigned long)v->start_mark.line + 1;
+    } else if (strcmp(name, "key") == 0) {
+      if (copy_path(x, v, "web.tls.key", c->tls_key))
+        return -1;
+      c->tls_key_line = (unsigned long)v->start_mark.line + 1;
+    } else {
+      return fail(x, k, "web.tls", "unknown key \"%s\"; valid keys: cert, key", name);
+    }
+  }
+  if (!c->tls_cert[0] || !c->tls_key[0])
+    return fail(x, m, "web.tls", "give both cert (the PEM certificate) and key (its PEM private "
+                "key); %s is missing", c->tls_cert[0] ? "key" : "cert");
+  return 0;
+}
+
 /* One key of the web: section. */
 static int read_web_key(ctx_t *x, const yaml_node_t *kn, yaml_node_t *v) {
   lxw_conf_t *c = x->c;
@@ -132,6 +173,8 @@ static int read_web_key(ctx_t *x, const yaml_node_t *kn, yaml_node_t *v) {
     return copy_path(x, v, "web.assets", c->assets);
   if (strcmp(k, "open311") == 0)
     return read_open311(x, v);
+  if (strcmp(k, "tls") == 0)
+    return read_tls(x, v);
   if (strcmp(k, "behind_proxy") == 0)
     return get_bool(x, v, "web.behind_proxy", &c->behind_proxy);
   if (strcmp(k, "timeout") == 0)
@@ -141,7 +184,7 @@ static int read_web_key(ctx_t *x, const yaml_node_t *kn, yaml_node_t *v) {
   if (strcmp(k, "threads") == 0)
     return get_int(x, v, "web.threads", 1, 64, &c->threads);
   return fail(x, kn, "web", "unknown key \"%s\"; valid keys: listen, key, users, assets, "
-              "open311, behind_proxy, timeout, max_connections, threads", k);
+              "open311, tls, behind_proxy, timeout, max_connections, threads", k);
 }
 
 static int read_web(ctx_t *x, const yaml_node_t *m) {

@@ -25,12 +25,20 @@ typedef struct lxw_conf {
   char server_key[LXW_PATH_MAX];/* security.server_key: the daemon's .key file */
   bool secure;                  /* the config has a security section */
   bool behind_proxy;
+  char tls_cert[LXW_PATH_MAX];  /* web.tls.cert: PEM certificate (chain), resolved; "" = no TLS */
+  char tls_key[LXW_PATH_MAX];   /* web.tls.key: PEM private key, resolved */
+  unsigned long tls_cert_line, tls_key_line; /* where they were given, for errors */
   bool publish_summary;         /* web.open311.publish_summary */
   int utc_offset_min;           /* calendar.utc_offset, minutes */
   int timeout_s;                /* web.timeout: idle connection timeout */
   int max_connections;          /* web.max_connections */
   int threads;                  /* web.threads: HTTP worker threads */
 } lxw_conf_t;
+
+/* Writes "FILE:LINE: key: " and the formatted reason into err; returns -1.
+ * For checks made after the config is read (tls.c) that name a key's line. */
+int lxw_conf_fail(const lxw_conf_t *c, unsigned long line, const char *key, char *err,
+                  size_t errlen, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
 /* Reads FILE; on error writes "FILE:LINE: key: reason" into err and
  * returns -1. */

@@ -268,6 +268,8 @@ static enum MHD_Result route_private(lxw_req_t *r) {
     return lxw_api_appeals(r);
   if (strcmp(u, "/api/ranking") == 0)
     return lxw_api_ranking(r);
+  if (strcmp(u, "/api/rates") == 0)
+    return lxw_api_rates(r);
   if (strcmp(u, "/api/alerts") == 0)
     return lxw_api_alerts(r);
   if (strcmp(u, "/api/me") == 0)

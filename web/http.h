@@ -46,6 +46,7 @@ enum MHD_Result lxw_metrics(lxw_req_t *r);
 enum MHD_Result lxw_api_units(lxw_req_t *r);
 enum MHD_Result lxw_api_appeals(lxw_req_t *r);
 enum MHD_Result lxw_api_ranking(lxw_req_t *r);
+enum MHD_Result lxw_api_rates(lxw_req_t *r);
 enum MHD_Result lxw_api_alerts(lxw_req_t *r);
 enum MHD_Result lxw_api_me(lxw_req_t *r);
 enum MHD_Result lxw_open311(lxw_req_t *r, const char *rest);

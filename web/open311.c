@@ -5,7 +5,15 @@
  * requests/ID.json from the daemon's `appeals` op. An appeal is a service
  * request; its household never appears (the daemon's rows do not carry
  * it), and its summary only when web.open311.publish_summary is true.
- * requests.json answers at most REQUESTS_MAX requests, in appeal id order.
+ *
+ * requests.json follows GeoReport v2's limits: "Default query limit is a
+ * span of 90 days or first 1000 requests returned, whichever is smallest",
+ * and start_date / end_date "may not span more than 90 days". So a request
+ * without dates covers the 90 days up to the daemon's clock (the `units`
+ * reply carries it: on a test clock, "today" is the daemon's), one with a
+ * single date the 90 days from or up to it, and a longer range is a 400.
+ * At most REQUESTS_MAX requests, in appeal id order (the spec names no
+ * order; the daemon pages by id).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +22,8 @@
 #include "dclient.h"
 #include "http.h"
 
-#define REQUESTS_MAX 1000
+#define REQUESTS_MAX 1000                  /* GeoReport v2's "first 1000 requests" */
+#define WINDOW_MS (90LL * 24 * 3600 * 1000) /* its "span of 90 days" */
 #define ID_MAX 64
 
 /* The names a row needs: category and unit names from `units`. */
@@ -198,7 +207,22 @@ static int read_list_args(lxw_req_t *r, list_req_t *q, char *bad, size_t bn) {
   if ((q->has_since && q->since < 0) || (q->has_until && q->until < 0) ||
       (s && e && q->since > q->until))
     return snprintf(bad, bn, "start_date: must not be after end_date, nor before 1970"), -1;
+  if (s && e && q->until - q->since > WINDOW_MS)
+    return snprintf(bad, bn, "start_date, end_date: the range may not span more than 90 days "
+                    "(GeoReport v2); ask for it 90 days at a time"), -1;
   return 0;
+}
+
+/* The 90-day window of a request that gave one date or none, placed by
+ * the daemon's clock (now). */
+static void default_window(list_req_t *q, int64_t now) {
+  if (q->has_since && !q->has_until)
+    q->until = q->since + WINDOW_MS;
+  else if (q->has_until && !q->has_since)
+    q->since = q->until > WINDOW_MS ? q->until - WINDOW_MS : 0;
+  else if (!q->has_since)
+    q->until = now, q->since = now > WINDOW_MS ? now - WINDOW_MS : 0;
+  q->has_since = q->has_until = true;
 }
 
 static enum MHD_Result requests(lxw_req_t *r, const char *only) {
@@ -211,6 +235,8 @@ static enum MHD_Result requests(lxw_req_t *r, const char *only) {
     msgpack_unpacked_destroy(&n.u);
     return lxw_reply_down(r);
   }
+  if (!only)
+    default_window(&q, lxw_mp_int(lxw_mp_get(&n.u.data, "now"), 0));
   cJSON *out = cJSON_CreateArray();
   int rc = list(r, &q, &n, out);
   msgpack_unpacked_destroy(&n.u);

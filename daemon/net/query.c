@@ -496,9 +496,13 @@ static int do_units(req_t *r, const msgpack_object *m) {
   uint32_t(*counts)[3];
   if (units_counts(r, m, &counts))
     return r->err.code;
-  msgpack_pack_map(pk, 4);
+  msgpack_pack_map(pk, 5);
   lx_mp_pack_cstr(pk, "ok");
   msgpack_pack_true(pk);
+  /* An addition to the protocol: the daemon's clock, which the counts are
+   * taken against and by which the gateway places "the last 90 days". */
+  lx_mp_pack_cstr(pk, "now");
+  msgpack_pack_uint64(pk, lx_clock_now_ms());
   lx_mp_pack_cstr(pk, "units");
   msgpack_pack_array(pk, cfg->n_units);
   for (size_t i = 0; i < cfg->n_units; i++) {

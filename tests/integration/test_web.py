@@ -73,6 +73,7 @@ def test_units_counts_and_appeals_op(seeded):
     assert (units["qd"]["open"], units["qd"]["due_soon"], units["qd"]["overdue"]) == (2, 1, 0)
     assert units["qd.hx.dy"]["open"] == 2 and units["qd.xs"]["open"] == 0
     assert "open" not in d.request({"op": "units"})["units"][0]
+    assert T0 <= d.request({"op": "units"})["now"] < T0 + 600000  # the daemon's (test) clock
     r = d.request({"op": "appeals", "status": ["open"], "unit": "qd.hx"})
     assert sorted(a["appeal"] for a in r["appeals"]) == ["W-normal", "W-urgent"]
     assert all("household" not in a for a in r["appeals"])
@@ -143,6 +144,8 @@ def test_ranking_not_enabled_is_not_5xx(seeded):
     assert status == 404 and body["code"] == "E_NOTENABLED" and "not enabled" in body["error"]
     status, body = gw.json("/api/ranking?tier=community", "alice")
     assert status == 404
+    status, body = gw.json("/api/rates", "alice")  # the chart's months: the same note
+    assert status == 404 and body["code"] == "E_NOTENABLED"
     for bad in ("/api/ranking", "/api/ranking?tier=county", "/api/ranking?tier=community&period=2026-13",
                 "/api/ranking?tier=community&period=26-1", "/api/ranking?tier=community&period=2026-Q5"):
         status, body = gw.json(bad, "alice")
@@ -303,6 +306,84 @@ def test_open311_summary_only_when_configured(seeded):
     finally:
         assert gw.stop() == 0
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def q_date(ms_, offset=0):
+    """An ISO 8601 time for a query string (the + of the offset escaped)."""
+    return dt_iso(ms_ + offset).replace("+", "%2B")
+
+
+def dt_iso(ms_):
+    return webtest.dt.datetime.fromtimestamp(ms_ / 1000, webtest.CST).isoformat(timespec="seconds")
+
+
+DAY = 86400 * 1000
+
+
+def test_open311_90_day_window(tmp_path):
+    """GeoReport v2: with no dates, the 90 days up to now (the daemon's
+    clock, here a fast test clock); one date, the 90 days from or up to it;
+    a range longer than 90 days is a 400."""
+    tmp = str(tmp_path)
+    cfg = webtest.web_config(tmp, plugins="  - name: escalate\n")
+    speed = 1000000  # a day in 86 ms
+    with Daemon(config=cfg, tmp=tmp, env={"LIANXIN_FAKE_CLOCK": "%d:%d" % (T0, speed)}).start() as d:
+        gw = Gateway(d, cfg).start()
+        try:
+            publish_ok(d, appeal("O-old"))
+            opened = {"O-old": d.request({"op": "appeal", "appeal": "O-old"})["appeal"]["opened"]}
+            webtest.wait_daemon_time(d, opened["O-old"] + 50 * DAY)
+            publish_ok(d, appeal("O-mid", category="housing"))
+            webtest.wait_daemon_time(d, opened["O-old"] + 100 * DAY)
+            publish_ok(d, appeal("O-new"))
+            # At once: the window slides with the daemon's clock (90 days in 7.8 s).
+            status, body = gw.json("/open311/v2/requests.json")
+            now = webtest.daemon_now(d)
+            assert status == 200, body
+            assert now - opened["O-old"] > 90 * DAY
+            assert sorted(r["service_request_id"] for r in body) == ["O-mid", "O-new"]
+            # The old one is still there for whoever asks for its dates.
+            old = opened["O-old"] // 1000 * 1000  # requested_datetime has whole seconds
+
+            def ids(query):
+                status, body = gw.json("/open311/v2/requests.json" + query)
+                assert status == 200, (query, body)
+                return sorted(r["service_request_id"] for r in body)
+
+            assert ids("?start_date=" + q_date(old)) == ["O-mid", "O-old"]  # 90 days from it
+            assert ids("?end_date=" + q_date(old, DAY)) == ["O-old"]  # 90 days up to it
+            assert ids("?start_date=%s&end_date=%s" % (q_date(old), q_date(old, 90 * DAY))) == \
+                ["O-mid", "O-old"]  # exactly 90 days: allowed
+            assert ids("?service_code=housing") == ["O-mid"]  # filters keep the window
+            status, body = gw.json("/open311/v2/requests.json?start_date=%s&end_date=%s"
+                                   % (q_date(old), q_date(old, 90 * DAY + 1000)))
+            assert status == 400 and body["code"] == "E_BADREQ" and "90 days" in body["error"]
+            # One request by id is not windowed.
+            status, body = gw.json("/open311/v2/requests/O-old.json")
+            assert status == 200 and body[0]["service_request_id"] == "O-old"
+        finally:
+            assert gw.stop() == 0, gw.read_log()
+
+
+def test_open311_first_1000_requests(tmp_path):
+    """GeoReport v2's "first 1000 requests returned": 1,001 appeals in the
+    window give 1,000, in appeal id order."""
+    tmp = str(tmp_path)
+    cfg = webtest.web_config(tmp, plugins="  - name: escalate\n")
+    with Daemon(config=cfg, tmp=tmp, env={"LIANXIN_FAKE_CLOCK": "%d:1" % T0}).start() as d:
+        with d.client("ingest") as c:
+            replies = c.pipeline([appeal("M-%04d" % i) for i in range(1001)])
+        assert all(r["ok"] for r in replies)
+        gw = Gateway(d, cfg).start()
+        try:
+            status, body = gw.json("/open311/v2/requests.json")
+            assert status == 200
+            assert [r["service_request_id"] for r in body] == ["M-%04d" % i for i in range(1000)]
+            status, body = gw.json("/open311/v2/requests.json?status=open")
+            assert status == 200 and len(body) == 1000
+            assert gw.json("/open311/v2/requests/M-1000.json")[0] == 200
+        finally:
+            assert gw.stop() == 0, gw.read_log()
 
 
 # --- malformed and oversized requests -----------------------------------------

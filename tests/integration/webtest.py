@@ -1,13 +1,15 @@
 # SPDX-License-Identifier: MIT
 """Helpers for the web gateway's tests: a real lianxin-web beside a real
 lianxind (lxtest.Daemon), on 127.0.0.1 with a free port, with a users file
-written by `lianxin passwd`, stopped by PID; plain HTTP through http.client."""
+written by `lianxin passwd`, stopped by PID; HTTP (or, with web.tls, HTTPS
+trusting the test's own certificate) through http.client."""
 import base64
 import datetime as dt
 import http.client
 import json
 import os
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -68,11 +70,24 @@ def web_config(tmp, base=lxtest.SAMPLE_CONFIG, web_extra="", plugins=None):
     return path
 
 
-class Gateway:
-    """A lianxin-web process serving the given daemon."""
+def self_signed(tmp, name="web"):
+    """A self-signed certificate for 127.0.0.1 and localhost and its key,
+    made by openssl in TMP: returns (cert path, key path)."""
+    cert, key = os.path.join(tmp, name + ".crt"), os.path.join(tmp, name + ".pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-days", "2", "-subj", "/CN=localhost", "-keyout", key, "-out", cert,
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
 
-    def __init__(self, daemon, config, port=None, extra_args=()):
+
+class Gateway:
+    """A lianxin-web process serving the given daemon; with tls_ca (the
+    certificate to trust), spoken to over HTTPS."""
+
+    def __init__(self, daemon, config, port=None, extra_args=(), tls_ca=None):
         self.daemon, self.config = daemon, config
+        self.tls_ca = tls_ca
         self.port = port or free_port()
         self.extra_args = list(extra_args)
         self.proc = None
@@ -118,6 +133,9 @@ class Gateway:
         return rc
 
     def conn(self, timeout=10.0):
+        if self.tls_ca:
+            ctx = ssl.create_default_context(cafile=self.tls_ca)
+            return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout, context=ctx)
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
 
     def get(self, path, user=None, password=None, headers=None, timeout=10.0):
@@ -245,6 +263,19 @@ def alert_records(daemon, prefix=None):
         if ev["type"] not in ("visit", "appeal", "resolution", "feedback", "checkpoint", "config"):
             out.append((r["seq"], ev["unit"]))
     return out
+
+
+def daemon_now(daemon):
+    """The daemon's clock (ms), as its `units` reply carries it."""
+    return daemon.request({"op": "units"})["now"]
+
+
+def wait_daemon_time(daemon, at, timeout=60.0):
+    """Waits until the daemon's (test) clock reaches AT."""
+    end = time.time() + timeout
+    while daemon_now(daemon) < at:
+        assert time.time() < end, "the daemon's clock did not reach %d" % at
+        time.sleep(0.02)
 
 
 def tmpdir():

@@ -153,30 +153,18 @@ async function loadRanking() {
 }
 
 // --- chart: response and resolution rates by month ----------------------------
-function months(n) {
-  const out = [];
-  const d = new Date();
-  for (let i = n - 1; i >= 0; i--) {
-    const m = new Date(d.getFullYear(), d.getMonth() - i, 1);
-    out.push(`${m.getFullYear()}-${String(m.getMonth() + 1).padStart(2, '0')}`);
-  }
-  return out;
-}
-
+// /api/rates sums the rank op's rows of each month inside the user's
+// jurisdiction; its months end with the daemon's current local month, not
+// the browser's (a phone's clock or zone may be off; a test clock is).
 async function loadChart(enabled) {
   const box = $('#chart');
   if (!enabled) { box.replaceChildren(el('p', { class: 'note' }, '排名未启用，无按月比率。')); return; }
-  const ms = months(6);
-  const pts = [];
-  for (const p of ms) {
-    const { status, body } = await api(`/api/ranking?tier=township&period=${p}`);
-    const rows = status === 200 ? body.ranking.rows : [];
-    const sum = (k) => rows.reduce((s, r) => s + (r[k] || 0), 0);
-    const rec = sum('received');
-    pts.push({ p, resp: rec ? sum('responded') / rec : null, res: rec ? sum('resolved') / rec : null });
-  }
+  const { status, body } = await api('/api/rates?months=6');
+  if (status !== 200) { box.replaceChildren(el('p', { class: 'note' }, '暂无按月比率')); return; }
+  const ms = body.months.map((pt) => pt.period);
+  const pts = body.months.map((pt) => ({ p: pt.period, resp: pt.response_rate, res: pt.resolution_rate }));
   const W = 480, H = 200, L = 36, B = 24;
-  const x = (i) => L + i * ((W - L - 10) / (ms.length - 1));
+  const x = (i) => L + 20 + i * ((W - L - 50) / Math.max(1, ms.length - 1)); // room for centred labels
   const y = (v) => H - B - v * (H - B - 10);
   const NS = 'http://www.w3.org/2000/svg';
   const svg = document.createElementNS(NS, 'svg');
@@ -186,12 +174,15 @@ async function loadChart(enabled) {
   const add = (tag, attrs, text) => { const e = document.createElementNS(NS, tag);
     for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v); if (text) e.textContent = text; svg.append(e); };
   for (const v of [0, 0.5, 1]) { add('line', { x1: L, x2: W - 10, y1: y(v), y2: y(v), stroke: '#dde3e8' }); add('text', { x: 2, y: y(v) + 4 }, `${v * 100}%`); }
-  ms.forEach((p, i) => add('text', { x: x(i) - 18, y: H - 6 }, p));
+  ms.forEach((p, i) => add('text', { x: x(i), y: H - 6, 'text-anchor': 'middle' }, p));
   for (const [k, color, label] of [['resp', '#0d47a1', '响应率'], ['res', '#2e7d32', '解决率']]) {
     const d = pts.map((pt, i) => (pt[k] == null ? null : `${x(i)},${y(pt[k])}`)).filter(Boolean);
     if (d.length) add('polyline', { points: d.join(' '), fill: 'none', stroke: color, 'stroke-width': 2 });
+    // A dot per month with data: one month alone draws no line.
+    pts.forEach((pt, i) => { if (pt[k] != null) add('circle', { cx: x(i), cy: y(pt[k]), r: 3, fill: color, 'data-series': k, 'data-period': pt.p }); });
     add('text', { x: k === 'resp' ? L + 4 : L + 70, y: 12, fill: color, style: `fill:${color}` }, label);
   }
+  svg.id = 'chart-svg';
   box.replaceChildren(svg);
 }
 
