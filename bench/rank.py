@@ -18,7 +18,8 @@ Two stores are measured: "warm", where rank saw a record before 2026 began
 "cold", where the first record of the log is in 2026, as when the plugin was
 added during the year (the year is then recomputed from a scan of the log).
 
-Usage: bench/rank.py [--build DIR] [--appeals N] [--runs R]"""
+Usage: bench/rank.py [--build DIR] [--appeals N] [--runs R]
+       bench/rank.py --build DIR --compare OTHER_DIR [--rounds N]   (cold store only)"""
 import argparse
 import datetime as dt
 import hashlib
@@ -147,16 +148,48 @@ def measure(build, cfg, data, tmp, runs):
         log.close()
 
 
+def compare(builds, cfg, tmp, evs, runs, rounds):
+    """The cold store under each build in turn, on a fresh copy each time, `rounds` times:
+    alternating, so a change in the machine's load falls on every build alike."""
+    path, pristine = os.path.join(tmp, "cold.jsonl"), os.path.join(tmp, "cold-pristine")
+    write_export(path, evs, False)
+    subprocess.run([os.path.join(builds[0], "lianxin"), "import", "--data", pristine,
+                    "--config", cfg, path], check=True, stdout=subprocess.DEVNULL)
+    os.unlink(path)
+    got = {b: [] for b in builds}
+    for _ in range(rounds):
+        for b in builds:
+            data = os.path.join(tmp, "cold")
+            shutil.rmtree(data, ignore_errors=True)
+            shutil.copytree(pristine, data)
+            got[b].append(measure(b, cfg, data, tmp, runs))
+    mid = lambda xs: sorted(xs)[len(xs) // 2]
+    for b in builds:
+        print("cold, %s (%d rounds):" % (b, rounds))
+        for key in got[b][0]:
+            meds = [r[key][2] * 1e3 for r in got[b]]
+            cpus = [r[key][4] * 1e3 for r in got[b]]
+            print("  rank %-7s %-9s median of the rounds' medians %6.1f ms (%s); daemon CPU a "
+                  "request %6.1f ms" % (key[0], key[1], mid(meds),
+                                         " ".join("%.0f" % m for m in sorted(meds)), mid(cpus)))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default=os.path.join(HERE, "..", "build"))
     ap.add_argument("--appeals", type=int, default=100000)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--compare", metavar="BUILD", action="append", default=[],
+                    help="also time the cold store under this build dir (repeatable), "
+                         "alternating with --build for --rounds rounds")
+    ap.add_argument("--rounds", type=int, default=5)
     a = ap.parse_args()
     cfg = os.path.join(HERE, "..", "config", "lianxin.yaml")
     tmp = tempfile.mkdtemp(prefix="lx-bench-rank-")
     try:
         evs = events(a.appeals)
+        if a.compare:
+            return compare([a.build] + a.compare, cfg, tmp, evs, a.runs, a.rounds)
         for label in ("warm", "cold"):
             path = os.path.join(tmp, label + ".jsonl")
             n = write_export(path, evs, label == "warm")

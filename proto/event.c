@@ -316,14 +316,9 @@ static int fill_slots(const schema_t *sc, const msgpack_object *map,
   for (uint32_t i = 0; i < map->via.map.size; i++) {
     const msgpack_object *k = &map->via.map.ptr[i].key;
     int j = 0;
-    for (; j < sc->n; j++) {
-      const char *name = sc->fields[j].key;
-      /* Size first: msgpack-c gives an empty string a NULL pointer. The
-       * first byte rules out most fields before strlen and memcmp run. */
-      if (k->via.str.size && name[0] == k->via.str.ptr[0] &&
-          strlen(name) == k->via.str.size && memcmp(name, k->via.str.ptr, k->via.str.size) == 0)
+    for (; j < sc->n; j++)
+      if (lx_mp_str_eq(k, sc->fields[j].key))
         break;
-    }
     if (j == sc->n)
       return lx_fail(e, LX_ESCHEMA, "%s%s%.*s: unknown key", sc->name, sc->name[0] ? "." : "",
                      (int)(k->via.str.size > 64 ? 64 : k->via.str.size), k->via.str.ptr);
@@ -399,7 +394,10 @@ static int walk_body(const msgpack_object *body, lx_event_t *ev, msgpack_packer 
 
 static int walk_map(const schema_t *sc, const msgpack_object *map, lx_event_t *ev,
                     msgpack_packer *pk, const lx_schema_ctx_t *ctx, lx_error_t *e) {
-  const msgpack_object *slot[FIELDS_MAX] = {0};
+  const msgpack_object *slot[FIELDS_MAX];
+  /* Only the table's slots: zeroing all FIELDS_MAX made the compiler emit a
+   * `rep stos`, whose start-up cost showed in every log scan's profile. */
+  memset(slot, 0, (size_t)sc->n * sizeof *slot);
   int rc = fill_slots(sc, map, slot, e);
   if (rc)
     return rc;

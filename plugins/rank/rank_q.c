@@ -41,7 +41,9 @@ static int add_fact(void *arg, const void *key, size_t klen, const void *val, si
 
 /* The appeals of the scan, in filing order, in blocks that never move (so
  * each can lend its fact the room beside it), found through an index of
- * entry numbers with open addressing. A year of a county is some 100,000
+ * entry numbers with open addressing, each beside the low half of its
+ * hash: a probe rarely reads an entry that is not the one sought, and the
+ * index grows without reading the entries. A year of a county is some 100,000
  * appeals (30 MB of blocks): the blocks are kept for the next scan, as
  * touching that much fresh memory cost more than the scan itself; and a
  * record's appeal was mostly filed shortly before it, near the end of the
@@ -66,7 +68,7 @@ typedef struct scan {
   rk_t *r;
   blocks_t *b;     /* r->blocks */
   size_t n;        /* entries in use */
-  uint32_t *index; /* 0: empty; else entry number + 1 */
+  uint64_t *index; /* 0: empty; else the hash's low half << 32 | entry number + 1 */
   size_t cap;      /* a power of 2, at least twice n */
   int64_t start;
   int failed;
@@ -90,16 +92,20 @@ static uint64_t hash(const char *p, size_t n) {
 
 static entry_t *entry(const scan_t *s, size_t i) { return &s->b->block[i / BLOCK][i % BLOCK]; }
 
+static uint64_t slot_of(uint64_t hash, size_t i) { return hash << 32 | (i + 1); }
+
 static int grow_index(scan_t *s) {
   size_t cap = s->cap ? s->cap * 2 : 1 << 14;
-  uint32_t *ix = calloc(cap, sizeof *ix);
+  uint64_t *ix = calloc(cap, sizeof *ix);
   if (!ix)
     return -1;
-  for (size_t i = 0; i < s->n; i++) {
-    size_t j = entry(s, i)->hash & (cap - 1);
+  for (size_t i = 0; i < s->cap; i++) {
+    if (!s->index[i])
+      continue;
+    size_t j = (s->index[i] >> 32) & (cap - 1);
     while (ix[j])
       j = (j + 1) & (cap - 1);
-    ix[j] = (uint32_t)i + 1;
+    ix[j] = s->index[i];
   }
   free(s->index);
   s->index = ix;
@@ -115,7 +121,9 @@ static entry_t *find(scan_t *s, lx_slice_t id, bool make) {
   uint64_t h = hash(id.p, id.n);
   size_t j = h & (s->cap - 1);
   for (; s->index[j]; j = (j + 1) & (s->cap - 1)) {
-    entry_t *e = entry(s, s->index[j] - 1);
+    if (s->index[j] >> 32 != (uint32_t)h)
+      continue;
+    entry_t *e = entry(s, (uint32_t)s->index[j] - 1);
     if (e->hash == h && e->n == id.n && memcmp(e->id, id.p, id.n) == 0)
       return e;
   }
@@ -135,7 +143,7 @@ static entry_t *find(scan_t *s, lx_slice_t id, bool make) {
   e->n = (uint8_t)id.n;
   memcpy(e->id, id.p, id.n);
   e->f = (rk_fact_t){.buf = e->room, .cap = sizeof e->room, .lent = true};
-  s->index[j] = (uint32_t)++s->n;
+  s->index[j] = slot_of(h, s->n++);
   return e;
 }
 
