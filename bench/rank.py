@@ -18,7 +18,8 @@ Two stores are measured: "warm", where rank saw a record before 2026 began
 "cold", where the first record of the log is in 2026, as when the plugin was
 added during the year (the year is then recomputed from a scan of the log).
 
-Usage: bench/rank.py [--build DIR] [--appeals N] [--runs R]"""
+Usage: bench/rank.py [--build DIR] [--appeals N] [--runs R]
+       bench/rank.py --build DIR --compare OTHER_DIR [--rounds N]   (cold store only)"""
 import argparse
 import datetime as dt
 import hashlib
@@ -104,6 +105,14 @@ def ask(sock, req):
     return time.perf_counter() - t0, r
 
 
+def cpu_s(pid):
+    """The CPU time (user + system) the process has used, in seconds: on a shared machine
+    it varies much less than the time a reply takes."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(build, cfg, data, tmp, runs):
     q = "ipc://" + os.path.join(tmp, "q.sock")
     env = dict(os.environ, LIANXIN_FAKE_CLOCK="%d:1" % ms(2027, 1, 5, 9))
@@ -122,13 +131,15 @@ def measure(build, cfg, data, tmp, runs):
         rows = {}
         for period, tier in (("2026", "community"), ("2026", "township"), ("2026-11", "community")):
             times = []
+            cpu0 = cpu_s(p.pid)
             for _ in range(runs):
                 t, r = ask(s, {"op": "rank", "period": period, "tier": tier})
                 assert r["ok"], r
                 times.append(t)
+            cpu = (cpu_s(p.pid) - cpu0) / runs
             received = sum(x["received"] for x in r["ranking"]["rows"])
             times.sort()
-            rows[(period, tier)] = (received, times[0], times[len(times) // 2], times[-1])
+            rows[(period, tier)] = (received, times[0], times[len(times) // 2], times[-1], cpu)
         return rows
     finally:
         s.close()
@@ -137,16 +148,48 @@ def measure(build, cfg, data, tmp, runs):
         log.close()
 
 
+def compare(builds, cfg, tmp, evs, runs, rounds):
+    """The cold store under each build in turn, on a fresh copy each time, `rounds` times:
+    alternating, so a change in the machine's load falls on every build alike."""
+    path, pristine = os.path.join(tmp, "cold.jsonl"), os.path.join(tmp, "cold-pristine")
+    write_export(path, evs, False)
+    subprocess.run([os.path.join(builds[0], "lianxin"), "import", "--data", pristine,
+                    "--config", cfg, path], check=True, stdout=subprocess.DEVNULL)
+    os.unlink(path)
+    got = {b: [] for b in builds}
+    for _ in range(rounds):
+        for b in builds:
+            data = os.path.join(tmp, "cold")
+            shutil.rmtree(data, ignore_errors=True)
+            shutil.copytree(pristine, data)
+            got[b].append(measure(b, cfg, data, tmp, runs))
+    mid = lambda xs: sorted(xs)[len(xs) // 2]
+    for b in builds:
+        print("cold, %s (%d rounds):" % (b, rounds))
+        for key in got[b][0]:
+            meds = [r[key][2] * 1e3 for r in got[b]]
+            cpus = [r[key][4] * 1e3 for r in got[b]]
+            print("  rank %-7s %-9s median of the rounds' medians %6.1f ms (%s); daemon CPU a "
+                  "request %6.1f ms" % (key[0], key[1], mid(meds),
+                                         " ".join("%.0f" % m for m in sorted(meds)), mid(cpus)))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default=os.path.join(HERE, "..", "build"))
     ap.add_argument("--appeals", type=int, default=100000)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--compare", metavar="BUILD", action="append", default=[],
+                    help="also time the cold store under this build dir (repeatable), "
+                         "alternating with --build for --rounds rounds")
+    ap.add_argument("--rounds", type=int, default=5)
     a = ap.parse_args()
     cfg = os.path.join(HERE, "..", "config", "lianxin.yaml")
     tmp = tempfile.mkdtemp(prefix="lx-bench-rank-")
     try:
         evs = events(a.appeals)
+        if a.compare:
+            return compare([a.build] + a.compare, cfg, tmp, evs, a.runs, a.rounds)
         for label in ("warm", "cold"):
             path = os.path.join(tmp, label + ".jsonl")
             n = write_export(path, evs, label == "warm")
@@ -156,10 +199,11 @@ def main():
                             "--config", cfg, path], check=True, stdout=subprocess.DEVNULL)
             print("%s: %d records (%d appeals) imported in %.1f s" %
                   (label, n, a.appeals, time.perf_counter() - t0))
-            for (period, tier), (recv, lo, med, hi) in measure(a.build, cfg, data, tmp,
-                                                               a.runs).items():
-                print("  rank %-7s %-9s received %6d: min %6.1f ms, median %6.1f ms, max %6.1f ms"
-                      % (period, tier, recv, lo * 1e3, med * 1e3, hi * 1e3))
+            for (period, tier), (recv, lo, med, hi, cpu) in measure(a.build, cfg, data, tmp,
+                                                                    a.runs).items():
+                print("  rank %-7s %-9s received %6d: min %6.1f ms, median %6.1f ms, max %6.1f ms;"
+                      " daemon CPU %6.1f ms a request"
+                      % (period, tier, recv, lo * 1e3, med * 1e3, hi * 1e3, cpu * 1e3))
             os.unlink(path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

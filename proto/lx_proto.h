@@ -135,6 +135,12 @@ typedef struct lx_schema_ctx {
    * the appeal the record belongs to. NULL: no plugin types. */
   bool (*plugin_type)(void *arg, const char *name, size_t len);
   bool drop_by; /* leave `by` out of the normalised bytes (see lx_event_content) */
+  /* The bytes are a record of the log, which passed every check when it was
+   * stored (and which the hash chain and the audit vouch for): skip the
+   * structural pre-check, the map key checks and the UTF-8 and id-character
+   * checks of strings; types and enums are still read as they are filled in.
+   * Never for bytes from outside (a frame, an import). */
+  bool stored;
 } lx_schema_ctx_t;
 
 /* Checks the structure of a msgpack buffer without allocating: exactly one
@@ -167,7 +173,8 @@ int lx_event_content(const uint8_t *buf, size_t len, msgpack_zone *zone, lx_even
                      msgpack_sbuffer *norm);
 
 /* Reads an already stored (normalised) event back. It was valid when it was
- * stored, so this only re-parses; returns 0 or LX_EDECODE. */
+ * stored, so this only re-parses (lx_schema_ctx_t.stored): scans of the log
+ * read every record through it. Returns 0 or LX_EDECODE. */
 int lx_event_parse_stored(const uint8_t *buf, size_t len, msgpack_zone *zone,
                           lx_event_t *ev);
 

@@ -17,10 +17,15 @@ void lx_mp_pack_cstr(msgpack_packer *pk, const char *s) {
 }
 
 bool lx_mp_str_eq(const msgpack_object *o, const char *s) {
-  size_t n = strlen(s);
-  /* n == 0 first: msgpack-c gives an empty string a NULL pointer. */
-  return o->type == MSGPACK_OBJECT_STR && o->via.str.size == n &&
-         (n == 0 || memcmp(o->via.str.ptr, s, n) == 0);
+  if (o->type != MSGPACK_OBJECT_STR)
+    return false;
+  /* One pass that stops at the first difference or at s's end (no strlen:
+   * every log scan compares each key of each record with field names).
+   * An empty string has a NULL pointer in msgpack-c: size 0 reads none. */
+  uint32_t n = o->via.str.size, i = 0;
+  while (i < n && s[i] && s[i] == o->via.str.ptr[i])
+    i++;
+  return i == n && s[i] == 0;
 }
 
 const msgpack_object *lx_mp_get(const msgpack_object *o, const char *key) {

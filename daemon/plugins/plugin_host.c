@@ -228,23 +228,28 @@ int lx_plugins_load(lx_daemon_t *d, char **errors) {
   d->hosts = calloc(d->n_hosts ? d->n_hosts : 1, sizeof *d->hosts);
   if (!d->hosts)
     return -1;
+  int bad = 0;
+  /* A plugin that fails does not stop the others' checks: one run (a start
+   * or --check-config) names every plugin's mistakes. */
   for (size_t i = 0; i < d->n_hosts; i++) {
     lx_host_t *h = calloc(1, sizeof *h);
     d->hosts[i] = h;
-    if (!h)
-      goto fail;
+    if (!h) {
+      bad = 1;
+      break;
+    }
     h->d = d;
     h->index = (int)i;
     h->conf = &d->cfg.plugins[i];
     h->used = calloc(h->conf->n_kv + 1, sizeof *h->used);
     if (!h->used || load_one(h, errors) || init_one(h, errors))
-      goto fail;
-    lx_info(h->env.sub, "loaded %s", h->plugin->description ? h->plugin->description : "");
+      bad = 1;
+    else
+      lx_info(h->env.sub, "loaded %s", h->plugin->description ? h->plugin->description : "");
   }
-  return 0;
-fail:
-  lx_plugins_close(d);
-  return -1;
+  if (bad)
+    lx_plugins_close(d);
+  return bad ? -1 : 0;
 }
 
 static void on_timer_closed(uv_handle_t *t) {

@@ -16,8 +16,9 @@
 struct lx_daemon;
 
 /* Loads every plugin of the config (uv_dlopen), checks its ABI, and calls
- * init in config order; on any failure closes the ones already initialised,
- * in reverse order. The store must be open (plugins open their databases
+ * init in config order; after any failure goes on with the others (to
+ * report their problems too), then closes the ones initialised, in reverse
+ * order. The store must be open (plugins open their databases
  * in init). Returns 0, or -1 with every problem in *errors (caller frees),
  * one per line. */
 int lx_plugins_load(struct lx_daemon *d, char **errors);

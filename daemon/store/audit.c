@@ -437,8 +437,8 @@ static int open_all(audit_t *a, const char *config, const char *data, char *scra
     return -1;
   }
   if (lx_store_open(&a->live, data, a->d.cfg.map_size, a->d.cfg.map_max, err, sizeof err) ||
-      !mkdtemp(scratch) ||
-      lx_store_open(&a->d.store, scratch, a->d.cfg.map_max, a->d.cfg.map_max, err, sizeof err)) {
+      lx_store_open_scratch(&a->d.store, scratch, a->d.cfg.map_max, a->d.cfg.map_max, err,
+                            sizeof err)) {
     fprintf(stderr, "lianxind --audit: %s\n", err);
     return -1;
   }
@@ -479,17 +479,11 @@ static void close_all(audit_t *a, const char *scratch) {
   }
   lx_calendar_free(&a->d.cal);
   lx_store_free(&a->live);
-  lx_store_free(&a->d.store);
+  lx_store_scratch_free(&a->d.store, scratch);
   lx_config_free(&a->d.cfg);
   for (size_t i = 0; i < a->n_past; i++)
     lx_config_free(&a->past[i]);
   free(a->past);
-  char path[600];
-  snprintf(path, sizeof path, "%s/data.mdb", scratch);
-  unlink(path);
-  snprintf(path, sizeof path, "%s/lock.mdb", scratch);
-  unlink(path);
-  rmdir(scratch);
 }
 
 int lx_audit_run(const char *config, const char *data, FILE *out) {

@@ -11,6 +11,7 @@
  * retries; nothing of an aborted batch is ever visible.
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@
 #include <sys/statvfs.h>
 
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "store.h"
@@ -182,6 +184,26 @@ void lx_store_free(lx_store_t **sp) {
   free(s->dir);
   free(s);
   *sp = NULL;
+}
+
+int lx_store_open_scratch(lx_store_t **out, char *tmpl, uint64_t map_size, uint64_t map_max,
+                          char *err, size_t errlen) {
+  if (!mkdtemp(tmpl)) {
+    snprintf(err, errlen, "%s: mkdtemp: %s", tmpl, strerror(errno));
+    return -1;
+  }
+  return lx_store_open(out, tmpl, map_size, map_max, err, errlen);
+}
+
+void lx_store_scratch_free(lx_store_t **s, const char *dir) {
+  static const char *const files[] = {"data.mdb", "lock.mdb"};
+  char path[PATH_MAX];
+  lx_store_free(s);
+  for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+    snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+    unlink(path);
+  }
+  rmdir(dir);
 }
 
 const lx_head_t *lx_store_head(const lx_store_t *s) { return &s->head; }

@@ -87,6 +87,13 @@ const lx_commit_hist_t *lx_store_commit_hist(const lx_store_t *s);
 int lx_store_open(lx_store_t **out, const char *dir, uint64_t map_size, uint64_t map_max,
                   char *err, size_t errlen);
 void lx_store_free(lx_store_t **s);
+/* A throwaway store, for an audit's rebuild or a --check-config's plugins:
+ * makes a new directory from tmpl ("/tmp/lx-x-XXXXXX", which receives its
+ * name) and opens a store there. lx_store_scratch_free closes it and
+ * removes the directory (also after a failed open). */
+int lx_store_open_scratch(lx_store_t **out, char *tmpl, uint64_t map_size, uint64_t map_max,
+                          char *err, size_t errlen);
+void lx_store_scratch_free(lx_store_t **s, const char *dir);
 
 /* The newest committed record. */
 const lx_head_t *lx_store_head(const lx_store_t *s);

@@ -124,6 +124,7 @@ static void rk_close(void *state) {
   free(r->units[0].path);
   free(r->units[1].path);
   rk_fact_free(&r->fact);
+  rk_compute_free(r);
   free(r);
 }
 

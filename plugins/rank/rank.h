@@ -71,7 +71,15 @@ typedef struct rk_ev {
 typedef struct rk_fact {
   uint8_t *buf; /* rk_head_t then rk_ev_t[n_ev] */
   size_t cap;
+  bool lent;    /* buf is the caller's (cap bytes, not malloc'd): a fact that outgrows it
+                 * moves to the heap; rk_fact_free leaves it alone */
 } rk_fact_t;
+
+/* Room for an appeal's facts with this many events: a year's scan of the
+ * log lends each appeal that much from one block (rank_q.c) rather than
+ * allocating per appeal; filing, a response, two outcomes and two
+ * feedbacks fit. */
+#define RK_FACT_SMALL (sizeof(rk_head_t) + 5 * sizeof(rk_ev_t))
 
 /* Starts the facts of the appeal filed by rec (an appeal record). */
 int rk_fact_new(rk_fact_t *f, const lx_rec_t *rec, int64_t due);

@@ -106,11 +106,14 @@ static int reserve(rk_fact_t *f, size_t need) {
   size_t cap = f->cap ? f->cap : 256;
   while (cap < need)
     cap *= 2;
-  uint8_t *b = realloc(f->buf, cap);
+  uint8_t *b = f->lent ? malloc(cap) : realloc(f->buf, cap);
   if (!b)
     return -1;
+  if (f->lent)
+    memcpy(b, f->buf, f->cap);
   f->buf = b;
   f->cap = cap;
+  f->lent = false;
   return 0;
 }
 
@@ -171,9 +174,11 @@ int rk_fact_apply(rk_fact_t *f, const lx_rec_t *r) {
 }
 
 void rk_fact_free(rk_fact_t *f) {
-  free(f->buf);
+  if (!f->lent)
+    free(f->buf);
   f->buf = NULL;
   f->cap = 0;
+  f->lent = false;
 }
 
 /* --- one appeal as of the period's end ------------------------------------------ */

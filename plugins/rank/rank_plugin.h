@@ -24,6 +24,7 @@ typedef struct rk {
   const char *county;    /* the unit of ranking records */
   bool since_stored;     /* meta "since" is committed: apply need not look */
   rk_fact_t fact;        /* apply's scratch */
+  struct rk_blocks *blocks; /* rank_q.c: a log scan's memory, kept for the next scan */
 } rk_t;
 
 /* The facts database's key: u64be(opened) | appeal id; k holds 8 + 64. */
@@ -41,6 +42,8 @@ int rk_body_each(const lx_rec_t *rec, int (*fn)(void *, const msgpack_object_kv 
  * done; caller frees with rk_calc_free): from the facts when this plugin
  * saw the whole period, else from a scan of the log. Returns 0 or -1. */
 int rk_compute(rk_t *r, lx_txn_t *t, const rk_period_t *p, rk_calc_t *c);
+/* Frees what rk_compute kept (at close). */
+void rk_compute_free(rk_t *r);
 /* The `rank` op (lx_plugin_t.query). */
 int rk_query(void *state, lx_query_t *q);
 /* The audit's re-check of a ranking record (lx_plugin_t.check): its body

@@ -39,66 +39,112 @@ static int add_fact(void *arg, const void *key, size_t klen, const void *val, si
 
 /* --- from the log ---------------------------------------------------------------- */
 
-typedef struct slot {
-  char id[64];
-  size_t n; /* 0: empty */
+/* The appeals of the scan, in filing order, in blocks that never move (so
+ * each can lend its fact the room beside it), found through an index of
+ * entry numbers with open addressing, each beside the low half of its
+ * hash: a probe rarely reads an entry that is not the one sought, and the
+ * index grows without reading the entries. A year of a county is some 100,000
+ * appeals (30 MB of blocks): the blocks are kept for the next scan, as
+ * touching that much fresh memory cost more than the scan itself; and a
+ * record's appeal was mostly filed shortly before it, near the end of the
+ * blocks, which stays in the cache. */
+#define BLOCK 4096
+#define ID_MAX 64 /* an appeal id's bytes at most (PROTOCOL.md) */
+
+typedef struct entry {
+  uint64_t hash;
+  uint8_t n;
+  char id[ID_MAX];
   rk_fact_t f;
-} slot_t;
+  uint8_t room[RK_FACT_SMALL]; /* lent to f */
+} entry_t;
+
+typedef struct rk_blocks {
+  entry_t **block;
+  size_t n;
+} blocks_t;
 
 typedef struct scan {
   rk_t *r;
-  slot_t *slots;
-  size_t cap, used;
+  blocks_t *b;     /* r->blocks */
+  size_t n;        /* entries in use */
+  uint64_t *index; /* 0: empty; else the hash's low half << 32 | entry number + 1 */
+  size_t cap;      /* a power of 2, at least twice n */
   int64_t start;
   int failed;
 } scan_t;
+
+void rk_compute_free(rk_t *r) {
+  for (size_t i = 0; r->blocks && i < r->blocks->n; i++)
+    free(r->blocks->block[i]);
+  if (r->blocks)
+    free(r->blocks->block);
+  free(r->blocks);
+  r->blocks = NULL;
+}
 
 static uint64_t hash(const char *p, size_t n) {
   uint64_t h = 1469598103934665603ULL; /* FNV-1a */
   for (size_t i = 0; i < n; i++)
     h = (h ^ (uint8_t)p[i]) * 1099511628211ULL;
-  return h;
+  return h ^ (h >> 29); /* FNV's low bits, the index's, mix poorly on their own */
 }
 
-static slot_t *find(scan_t *s, lx_slice_t id, bool make);
+static entry_t *entry(const scan_t *s, size_t i) { return &s->b->block[i / BLOCK][i % BLOCK]; }
 
-static int grow(scan_t *s) {
-  slot_t *old = s->slots;
-  size_t cap = s->cap;
-  s->cap = cap ? cap * 2 : 1024;
-  s->used = 0;
-  if (!(s->slots = calloc(s->cap, sizeof *s->slots))) {
-    s->slots = old;
-    s->cap = cap;
+static uint64_t slot_of(uint64_t hash, size_t i) { return hash << 32 | (i + 1); }
+
+static int grow_index(scan_t *s) {
+  size_t cap = s->cap ? s->cap * 2 : 1 << 14;
+  uint64_t *ix = calloc(cap, sizeof *ix);
+  if (!ix)
     return -1;
+  for (size_t i = 0; i < s->cap; i++) {
+    if (!s->index[i])
+      continue;
+    size_t j = (s->index[i] >> 32) & (cap - 1);
+    while (ix[j])
+      j = (j + 1) & (cap - 1);
+    ix[j] = s->index[i];
   }
-  for (size_t i = 0; i < cap; i++)
-    if (old[i].n) {
-      slot_t *to = find(s, (lx_slice_t){old[i].id, old[i].n}, true);
-      to->f = old[i].f;
-    }
-  free(old);
+  free(s->index);
+  s->index = ix;
+  s->cap = cap;
   return 0;
 }
 
-static slot_t *find(scan_t *s, lx_slice_t id, bool make) {
-  if (make && (s->used + 1) * 2 > s->cap && grow(s))
+/* The appeal's entry; with make, a new one when there is none (NULL only
+ * out of memory or for an id too long to be an appeal's). */
+static entry_t *find(scan_t *s, lx_slice_t id, bool make) {
+  if (id.n > ID_MAX || (make && (s->n + 1) * 2 > s->cap && grow_index(s)))
     return NULL;
-  if (!s->cap || id.n > sizeof s->slots->id)
-    return NULL;
-  for (size_t i = hash(id.p, id.n) & (s->cap - 1);; i = (i + 1) & (s->cap - 1)) {
-    slot_t *sl = &s->slots[i];
-    if (sl->n == id.n && memcmp(sl->id, id.p, id.n) == 0)
-      return sl;
-    if (sl->n == 0) {
-      if (!make)
-        return NULL;
-      memcpy(sl->id, id.p, id.n);
-      sl->n = id.n;
-      s->used++;
-      return sl;
-    }
+  uint64_t h = hash(id.p, id.n);
+  size_t j = h & (s->cap - 1);
+  for (; s->index[j]; j = (j + 1) & (s->cap - 1)) {
+    if (s->index[j] >> 32 != (uint32_t)h)
+      continue;
+    entry_t *e = entry(s, (uint32_t)s->index[j] - 1);
+    if (e->hash == h && e->n == id.n && memcmp(e->id, id.p, id.n) == 0)
+      return e;
   }
+  if (!make)
+    return NULL;
+  if (s->n == s->b->n * BLOCK) {
+    entry_t **b = realloc(s->b->block, (s->b->n + 1) * sizeof *b);
+    if (!b)
+      return NULL;
+    s->b->block = b;
+    if (!(b[s->b->n] = malloc(BLOCK * sizeof **b)))
+      return NULL;
+    s->b->n++;
+  }
+  entry_t *e = entry(s, s->n);
+  e->hash = h;
+  e->n = (uint8_t)id.n;
+  memcpy(e->id, id.p, id.n);
+  e->f = (rk_fact_t){.buf = e->room, .cap = sizeof e->room, .lent = true};
+  s->index[j] = slot_of(h, s->n++);
+  return e;
 }
 
 static int scan_one(void *arg, const lx_rec_t *rec) {
@@ -106,30 +152,30 @@ static int scan_one(void *arg, const lx_rec_t *rec) {
   if (rec->appeal.n == 0 || rec->rat < s->start)
     return 0;
   if (rec->type == LX_REC_APPEAL) {
-    slot_t *sl = find(s, rec->appeal, true);
+    entry_t *e = find(s, rec->appeal, true);
     int64_t due = s->r->api->response_due(s->r->host, rec->rat, rec->urgent);
-    if (!sl || rk_fact_new(&sl->f, rec, due))
+    if (!e || rk_fact_new(&e->f, rec, due))
       return s->failed = -1;
     return 0;
   }
-  slot_t *sl = find(s, rec->appeal, false);
-  if (sl && sl->f.buf && rk_fact_apply(&sl->f, rec) < 0)
+  entry_t *e = s->cap ? find(s, rec->appeal, false) : NULL;
+  if (e && rk_fact_apply(&e->f, rec) < 0)
     return s->failed = -1;
   return 0;
 }
 
 static int from_log(rk_t *r, lx_txn_t *t, int64_t start, int64_t end, rk_calc_t *c) {
-  scan_t s = {.r = r, .start = start};
-  int rc = grow(&s);
-  if (rc == 0)
-    rc = r->api->log_scan(t, start, end, scan_one, &s) ? -1 : s.failed;
-  for (size_t i = 0; i < s.cap; i++)
-    if (s.slots[i].n) {
-      if (rc == 0 && s.slots[i].f.buf)
-        rk_calc_add(c, s.slots[i].f.buf, rk_fact_size(&s.slots[i].f));
-      rk_fact_free(&s.slots[i].f);
-    }
-  free(s.slots);
+  if (!r->blocks && !(r->blocks = calloc(1, sizeof *r->blocks)))
+    return -1;
+  scan_t s = {.r = r, .b = r->blocks, .start = start};
+  int rc = r->api->log_scan(t, start, end, scan_one, &s) ? -1 : s.failed;
+  for (size_t i = 0; i < s.n; i++) {
+    entry_t *e = entry(&s, i);
+    if (rc == 0)
+      rk_calc_add(c, e->f.buf, rk_fact_size(&e->f));
+    rk_fact_free(&e->f); /* one that outgrew its room */
+  }
+  free(s.index);
   return rc;
 }
 

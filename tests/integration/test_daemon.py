@@ -85,6 +85,61 @@ def test_check_config_good():
     with time_limit(30):
         rc, out, err = run("--check-config", SAMPLE_CONFIG)
     assert rc == 0, (rc, out, err)
+    assert "%s: ok (" % SAMPLE_CONFIG in out and " 4 plugins)" in out, out
+    assert err == "", "a good file prints no problems (and no plugin log lines):\n" + err
+
+
+def sample_edited(tmp, edits, name="edited.yaml"):
+    """The sample config with each (old, new), in file order, replaced on the one line that
+    holds old (new may add lines); returns (path, [the edited line numbers])."""
+    lines = sample_lines()
+    nums = []
+    for old, new in edits:
+        hits = [i for i, l in enumerate(lines) if old in l]
+        assert len(hits) == 1, (old, hits)
+        lines[hits[0]] = lines[hits[0]].replace(old, new)
+        lines = "".join(lines).splitlines(keepends=True)
+        nums.append(hits[0] + 1)
+    path = os.path.join(tmp, name)
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(lines)
+    return path, nums
+
+
+def test_check_config_checks_the_plugins_settings(tmp):
+    """Settings only a plugin understands fail the check, not only the start: each at its own
+    FILE:LINE, all in one run, and the configured store is not even created."""
+    store = os.path.join(tmp, "never")
+    path, (n_store, n_resp, n_w, n_act) = sample_edited(tmp, [
+        ("path: ../data", "path: " + store),
+        ("response_days: 1", "response_days: 0"),
+        ("weights: {response: 0.30,", "weights: {response: -0.30,"),
+        ("actors: {leader-1: 90}", "actors: {leader-1: lots}")])
+    with time_limit(30):
+        rc, out, err = run("--check-config", path)
+    assert rc == 1, (rc, out, err)
+    assert "ok" not in out, out
+    problems = err.splitlines()
+    assert "%s:%d: plugins[0].response_days: expected an integer from 1 to 60" % (path, n_resp) \
+        in problems, err
+    assert "%s:%d: plugins[1].weights.response: expected a number of 0 or more, e.g. 0.35" % (
+        path, n_w) in problems, err
+    assert "%s:%d: plugins[2].actors.leader-1: expected field days from 0 to 366" % (
+        path, n_act) in problems, err
+    assert len(problems) == 3, err
+    assert not os.path.exists(store), "--check-config created the store"
+
+
+def test_check_config_loads_the_plugin_objects(tmp):
+    """A plugin that cannot be loaded, or a key no plugin reads, is a check failure."""
+    path, (n_key, n_path) = sample_edited(tmp, [
+        ("list_size: 3", "list_size: 3\n    colour: red"),
+        ("- name: hotspot", "- name: hotspot\n    path: %s/nope.so" % tmp)])
+    with time_limit(30):
+        rc, out, err = run("--check-config", path)
+    assert rc == 1, (rc, out, err)
+    assert "%s:%d: plugins[3] (hotspot): cannot load %s/nope.so" % (path, n_path, tmp) in err, err
+    assert "%s:%d: plugins[1].colour: unknown key for plugin rank" % (path, n_key + 1) in err, err
 
 
 def test_check_config_bad_names_file_line_and_key(tmp):

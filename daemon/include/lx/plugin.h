@@ -10,6 +10,10 @@
  *                             Reads its config keys through api->conf_*,
  *                             opens its databases with api->db_open. Returns
  *                             0, or -1 after api->conf_error / api->log.
+ *                             `lianxind --check-config` runs init too (then
+ *                             close), against a scratch store: so init only
+ *                             reads and checks; threads and connections start
+ *                             in on_timer, which a check never calls.
  *   apply(state, txn, rec)    for every record appended to the log, inside
  *                             the write transaction that appends it, in log
  *                             order. Deterministic: no I/O, no clock, no
