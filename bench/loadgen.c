@@ -49,6 +49,8 @@ typedef struct lg_conf {
   const char *unit;
   int mode;
   int type;       /* LG_VISIT, LG_APPEAL or LG_MIX (--type) */
+  bool uuid_ids;  /* --ids uuid */
+  uint64_t seed;  /* the run prefix as a number, for --ids uuid */
   int clients;
   int window;
   long events;
@@ -98,11 +100,29 @@ static void pack_cstr(msgpack_packer *pk, const char *s)
 
 /* --- events -------------------------------------------------------------- */
 
+/* splitmix64's finalizer: a bijection that scatters nearby inputs. */
+static uint64_t scatter(uint64_t x)
+{
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
 /* Ids have a fixed width (run prefix, client, zero-padded counter: 31 bytes)
- * so that every event of a run has the same size. */
+ * so that every event of a run has the same size. The default ids of one
+ * client sort together, so a run inserts into the daemon's dedup index at
+ * one place per client, as ULIDs (time-ordered) would; with --ids uuid each
+ * is a UUIDv4-shaped string (36 bytes) scattered over the index, as random
+ * UUIDs from field apps are. Either is a function of (run, client, n), so
+ * an ack is checked and a mix event names an earlier appeal by it. */
 static int make_id(char *out, size_t cap, const lg_conf_t *conf, int client, long n)
 {
-  return snprintf(out, cap, "%s-%03d-%010ld", conf->run, client, n);
+  if (!conf->uuid_ids)
+    return snprintf(out, cap, "%s-%03d-%010ld", conf->run, client, n);
+  uint64_t a = scatter(conf->seed ^ ((uint64_t)client << 48) ^ (uint64_t)n), b = scatter(a);
+  return snprintf(out, cap, "%08x-%04x-4%03x-%04x-%012llx", (unsigned)(a >> 32),
+                  (unsigned)(a >> 16) & 0xffff, (unsigned)a & 0xfff,
+                  ((unsigned)(b >> 48) & 0x3fff) | 0x8000, (unsigned long long)(b & 0xffffffffffffULL));
 }
 
 /* What event n of a --type mix cycle is, and the event whose appeal it names
@@ -426,6 +446,7 @@ static void new_run_id(lg_conf_t *conf)
   }
   for (size_t i = 0; i < sizeof b; i++)
     snprintf(conf->run + 2 * i, 3, "%02x", b[i]);
+  conf->seed = strtoull(conf->run, NULL, 16);
 }
 
 /* --- options --------------------------------------------------------------- */
@@ -433,6 +454,7 @@ static void new_run_id(lg_conf_t *conf)
 static const char usage[] =
   "usage: lx-loadgen --ingest EP [--mode sync|pipe] [--clients N] [--window W]\n"
   "                  [--events TOTAL] [--size BYTES] [--unit PATH] [--timeout MS]\n"
+  "                  [--type visit|appeal|mix] [--ids counter|uuid]\n"
   "\n"
   "Publishes valid visit events to lianxind and reports throughput and ack\n"
   "latency (send to durable ack).\n"
@@ -447,6 +469,8 @@ static const char usage[] =
   "  --type T         visit (default); appeal: each event a new open appeal; or\n"
   "                   mix: in tens, 2 appeals, 6 visits (2 answering them),\n"
   "                   a resolution and a feedback (sizes about --size)\n"
+  "  --ids counter    ids that sort by client and counter, like ULIDs (default);\n"
+  "  --ids uuid       UUIDv4-shaped ids, each at a random place in the dedup index\n"
   "  --timeout MS     an ack later than this counts as missing (default 10000)\n"
   "  --key FILE       CURVE: this client's NAME.key (lianxin keygen), with\n"
   "  --server-key FILE  the daemon's NAME.pub: measures ingest with CURVE on\n"
@@ -490,6 +514,7 @@ static int parse_args(lg_conf_t *conf, int argc, char **argv)
     {"events", required_argument, NULL, 'n'}, {"size", required_argument, NULL, 's'},
     {"unit", required_argument, NULL, 'u'}, {"timeout", required_argument, NULL, 't'},
     {"type", required_argument, NULL, 'T'}, {"key", required_argument, NULL, 'k'}, {"server-key", required_argument, NULL, 'K'},
+    {"ids", required_argument, NULL, 'I'},
     {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
   };
   long v = 0;
@@ -504,6 +529,10 @@ static int parse_args(lg_conf_t *conf, int argc, char **argv)
            strcmp(optarg, "mix") == 0;
       conf->type = strcmp(optarg, "appeal") == 0 ? LG_APPEAL
                    : strcmp(optarg, "mix") == 0  ? LG_MIX : LG_VISIT;
+      break;
+    case 'I':
+      ok = strcmp(optarg, "counter") == 0 || strcmp(optarg, "uuid") == 0;
+      conf->uuid_ids = strcmp(optarg, "uuid") == 0;
       break;
     case 'm':
       ok = strcmp(optarg, "sync") == 0 || strcmp(optarg, "pipe") == 0;

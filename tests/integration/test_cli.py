@@ -10,6 +10,7 @@ head/units/stats/appeal, the exit codes 0/1/2, the endpoint environment
 variables, and keygen's files.
 """
 import json
+import re
 import os
 import signal
 import stat
@@ -413,6 +414,29 @@ def test_loadgen_both_modes(d):
     assert d.head()["seq"] == 1050
     recs, _ = d.replay_all(**{"from": 51, "to": 51})
     assert len(recs[0]["ev"]) == 500  # --size is the msgpack size of the event
+
+
+def test_loadgen_uuid_ids(d):
+    """--ids uuid: every event stored, each under its own UUIDv4-shaped id,
+    in mix mode too (where visits and resolutions name earlier appeals)."""
+    loadgen = os.path.join(lxtest.BUILD, "lx-loadgen")
+    first = d.head()["seq"] + 1  # after the daemon's own records
+    for kind in ("visit", "mix"):
+        p = subprocess.run([loadgen, "--ingest", d.ingest, "--ids", "uuid", "--type", kind,
+                            "--events", "200", "--clients", "2", "--window", "8"],
+                           capture_output=True, timeout=RUN_TIMEOUT)
+        assert p.returncode == 0, (p.stdout.decode(), p.stderr.decode())
+    recs, _ = d.replay_all(**{"from": first})
+    evs = [e for e in map(lxtest.decode_ev, recs) if not e["id"].startswith("lx-")]  # not the daemon's
+    ids = [e["id"] for e in evs]
+    assert len(evs) == 400 and len(set(ids)) == 400
+    shape = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
+    assert [i for i in ids if not re.fullmatch(shape, i)] == []
+    answers = [e["body"]["appeal"] for e in evs[200:] if e["type"] == "visit" and "appeal" in e["body"]]
+    assert answers and set(answers) <= {"ap-" + i for i in ids[200:]}
+    bad = subprocess.run([loadgen, "--ingest", d.ingest, "--ids", "random"], capture_output=True,
+                         timeout=RUN_TIMEOUT)
+    assert bad.returncode == 2 and b"bad value 'random'" in bad.stderr
 
 
 def test_loadgen_counts_rejections(d):
