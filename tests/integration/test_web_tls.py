@@ -7,11 +7,9 @@ each broken tls: setting is reported as FILE:LINE, and a non-loopback
 address is served with TLS and refused without it (or behind_proxy)."""
 import http.client
 import os
-import re
 import shutil
 import ssl
 import subprocess
-import time
 
 import pytest
 
@@ -168,26 +166,6 @@ def test_non_loopback_needs_tls_or_proxy(daemon):
     plain = webtest.web_config(os.path.join(tmp, "plain"))
     out = gateway_run(plain, "--listen", "0.0.0.0:0", "--query", d.query, "--alerts", d.alerts)
     assert out.returncode == 1 and "web.tls" in out.stderr and "behind_proxy" in out.stderr
-    # With TLS, 0.0.0.0 is served (port 0: the kernel picks one; the log
-    # names it). It lives only as long as one HTTPS request takes.
-    cfg = tls_config(tmp)
-    log_path = os.path.join(tmp, "web-any.log")
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([webtest.GATEWAY, "--config", cfg, "--listen", "0.0.0.0:0", "--query",
-                                 d.query, "--alerts", d.alerts], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        port, end = None, time.time() + 10
-        while port is None and time.time() < end and proc.poll() is None:
-            m = re.search(r"serving https://0\.0\.0\.0:(\d+)/", open(log_path).read())
-            port = int(m.group(1)) if m else None
-            time.sleep(0.05)
-        assert port, open(log_path).read()
-        c = http.client.HTTPSConnection("127.0.0.1", port, timeout=10,
-                                        context=ssl.create_default_context(cafile=cert))
-        c.request("GET", "/metrics")
-        r = c.getresponse()
-        assert r.status == 200 and b"lianxin_up 1" in r.read()
-        c.close()
-    finally:
-        proc.terminate()
-        assert proc.wait(10) == 0
+    # That it then serves 0.0.0.0 with TLS is not tried here: servers in
+    # tests listen on 127.0.0.1 only. The same check lets a loopback address
+    # through, which every other test of this file serves over TLS.
