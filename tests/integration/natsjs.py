@@ -67,10 +67,26 @@ class Cluster:
         log.close()
 
     def start(self, timeout=30.0):
-        for i in range(self.n):
-            if self.procs[i] is None:
-                self.start_node(i)
-        self.wait_ready(timeout)
+        # free_port() closes its probe before the server binds, so in a busy
+        # CI run another process may take the port meanwhile: the first
+        # start then fails with "address already in use" and is tried again
+        # on fresh ports (only the first start: a restarted node keeps its).
+        first = all(p is None for p in self.procs)
+        for attempt in range(3):
+            for i in range(self.n):
+                if self.procs[i] is None:
+                    self.start_node(i)
+            try:
+                self.wait_ready(timeout)
+                return self
+            except RuntimeError as e:
+                if not first or attempt == 2 or "address already in use" not in str(e):
+                    raise
+                self.stop()
+                for i in range(self.n):
+                    shutil.rmtree(os.path.join(self.tmp, "n%d" % i), ignore_errors=True)
+                self.ports = [free_port() for _ in range(self.n)]
+                self.routes = [free_port() for _ in range(self.n)]
         return self
 
     def wait_ready(self, timeout=30.0):
