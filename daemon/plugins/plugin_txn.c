@@ -309,7 +309,8 @@ static int h_set_deadline(lx_txn_t *t, lx_slice_t id, int64_t deadline) {
   /* Noted per record too, for the appeal as it stood at a past time. */
   int rc = lx_store_appeal_put(t->store, t->txn, key, &a);
   if (rc == 0)
-    rc = lx_store_deadline_note(t->store, t->txn, key, t->seq, deadline);
+    rc = lx_store_deadline_note(t->store, t->txn, key, t->seq, deadline, t->noted);
+  t->noted = true;
   if (rc)
     note_failure(t, rc); /* LX_EFULL, or LX_EINTERNAL already logged by the store */
   return rc ? -1 : 0;

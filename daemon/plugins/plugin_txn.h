@@ -38,6 +38,7 @@ struct lx_txn {
   bool write;
   uint64_t seq; /* write: the record being applied */
   int failed;   /* write: 0, or the first failed write's LX_EFULL / LX_EINTERNAL (dooms the txn) */
+  bool noted;   /* write: a deadline was noted for this record already */
 };
 
 /* What the functions here see of one plugin instance. Must be the first

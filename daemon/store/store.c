@@ -412,22 +412,22 @@ static int dl_seek(MDB_cursor *c, lx_str_t id, uint64_t seq, MDB_val *v) {
 }
 
 int lx_store_deadline_note(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t seq,
-                           int64_t deadline) {
+                           int64_t deadline, bool again) {
   uint8_t pair[16];
+  MDB_val k = str_key(id), v = {sizeof pair, pair};
+  lx_put_u64be(pair, seq);
+  lx_put_u64be(pair + 8, (uint64_t)deadline);
+  if (!again)
+    return store_err(mdb_put(txn, s->appeal_dl, &k, &v, 0), "writing appeal_dl");
   MDB_cursor *c;
-  MDB_val v;
   int rc = mdb_cursor_open(txn, s->appeal_dl, &c);
   if (rc)
     return store_err(rc, "mdb_cursor_open appeal_dl");
-  rc = dl_seek(c, id, seq, &v);
+  MDB_val old;
+  rc = dl_seek(c, id, seq, &old);
   rc = rc == 0 ? mdb_cursor_del(c, 0) : rc == MDB_NOTFOUND ? 0 : rc;
-  if (rc == 0) {
-    lx_put_u64be(pair, seq);
-    lx_put_u64be(pair + 8, (uint64_t)deadline);
-    MDB_val k = str_key(id);
-    v = (MDB_val){sizeof pair, pair};
+  if (rc == 0)
     rc = mdb_cursor_put(c, &k, &v, 0);
-  }
   mdb_cursor_close(c);
   return store_err(rc, "writing appeal_dl");
 }

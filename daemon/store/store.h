@@ -144,10 +144,12 @@ int lx_store_appeal_put(lx_store_t *s, MDB_txn *txn, lx_str_t id, const lx_appea
 int lx_store_appeal_link(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t seq);
 /* The deadline a plugin set on an appeal while the record at seq was
  * applied, kept per record so that the appeal can be shown as it stood at
- * any time. note: 0, LX_EFULL or LX_EINTERNAL; of: 0, LX_ENOTFOUND (no
- * deadline was set by that record) or LX_EINTERNAL. */
+ * any time. With `again`, this record may have noted one already, which
+ * this one replaces (a first note of a record skips that look). note: 0,
+ * LX_EFULL or LX_EINTERNAL; of: 0, LX_ENOTFOUND (no deadline was set by
+ * that record) or LX_EINTERNAL. */
 int lx_store_deadline_note(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t seq,
-                           int64_t deadline);
+                           int64_t deadline, bool again);
 int lx_store_deadline_of(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t seq,
                          int64_t *deadline);
 

@@ -25,9 +25,13 @@
  *
  * Catch-up in slices. When many deadlines are due at once (a restart after
  * downtime, or a burst opened together), one on_timer looks at no more than
- * SLICE_KEYS keys and appends no more than SLICE_ACTIONS records (one group
+ * SLICE_KEYS keys and appends no more than `slice` records (one group
  * commit), then arms for `now`: the host runs the next slice on the next
- * loop turn, after the sockets, so clients are served between slices. The
+ * loop turn, after the sockets, so clients are served between slices. A
+ * client's event that arrives during a slice waits for it and its commit,
+ * so `slice` follows what a slice takes on this machine and store: halved
+ * while one turn (sweep, commit, sockets) takes over SLICE_TURN_MS, doubled
+ * back up to SLICE_ACTIONS while it takes under half that. The
  * sweep resumes where the last one stopped (`resume`, in memory), so each
  * key is looked at about once however long the backlog: keys it passes
  * without acting (a warning whose deadline has already gone, which waits
@@ -42,6 +46,7 @@
  */
 #include <msgpack.h>
 #include <stdbool.h>
+#include <time.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +57,9 @@
 #define K_DEADLINE 'D'
 #define K_WARNING 'W'
 #define K_RESPONSE 'R'
-#define SLICE_ACTIONS 1024 /* records appended per on_timer: one group commit */
+#define SLICE_ACTIONS 1024 /* records appended per on_timer at most: one group commit */
+#define SLICE_MIN 64       /* ... and at least, when there are so many due */
+#define SLICE_TURN_MS 20   /* what one slice's loop turn should take */
 #define SLICE_KEYS 4096    /* index keys looked at per on_timer */
 #define ID_MAX 64          /* longer appeal ids get no clocks */
 #define KEY_MAX (9 + ID_MAX)
@@ -92,6 +99,8 @@ typedef struct esc {
   int64_t last_now;     /* the last sweep's now: a clock set back starts over */
   esc_key_t *acted;     /* the keys the last sweep acted on, in key order */
   size_t n_acted;
+  int slice;            /* records a sweep appends at most, SLICE_MIN..SLICE_ACTIONS */
+  int64_t full_at;      /* monotonic ms when the last sweep stopped full, else -1 */
 } esc_t;
 
 static const char *const esc_types[] = {"warning", "unanswered", NULL};
@@ -140,6 +149,8 @@ static int esc_init(const lx_host_api_t *api, lx_host_t *host, void **state) {
   e->host = host;
   e->acted = calloc(SLICE_ACTIONS, sizeof *e->acted);
   e->low = e->armed = NEVER;
+  e->slice = SLICE_ACTIONS;
+  e->full_at = -1;
   if (conf_all(e) || !e->acted || api->db_open(host, "due", &e->due) ||
       api->db_open(host, "state", &e->state)) {
     free(e->acted);
@@ -305,7 +316,7 @@ static void apply_escalation(esc_t *e, lx_txn_t *t, const lx_rec_t *r, esc_state
 
 static void esc_apply(void *state, lx_txn_t *t, const lx_rec_t *r) {
   esc_t *e = state;
-  esc_state_t st;
+  esc_state_t st, was;
   if (r->appeal.n == 0)
     return;
   if (r->type == LX_REC_APPEAL) {
@@ -314,6 +325,7 @@ static void esc_apply(void *state, lx_txn_t *t, const lx_rec_t *r) {
   }
   if (!load(e, t, r->appeal, &st))
     return;
+  was = st;
   switch (r->type) {
   case LX_REC_VISIT: /* the first response: its clock stops */
   case LX_REC_RESOLUTION:
@@ -341,7 +353,10 @@ static void esc_apply(void *state, lx_txn_t *t, const lx_rec_t *r) {
   default:
     return;
   }
-  save(e, t, r->appeal, &st);
+  /* Most records leave the state as it was (a second visit, a satisfied
+   * resident): no write then. */
+  if (memcmp(&st, &was, sizeof st) != 0)
+    save(e, t, r->appeal, &st);
 }
 
 /* --- on_timer: decide what is due ------------------------------------------ */
@@ -463,7 +478,7 @@ static int sweep_one(void *arg, const void *key, size_t klen, const void *val, s
   if (klen > KEY_MAX)
     return 0; /* never put (due_put refuses long ids) */
   int64_t due = key_time(k);
-  bool full = s->actions >= SLICE_ACTIONS || s->keys >= SLICE_KEYS;
+  bool full = s->actions >= s->e->slice || s->keys >= SLICE_KEYS;
   if (due > s->now || full) {
     s->next = due > s->now ? due : s->now; /* full: the rest on the next loop turn */
     s->stopped = true;
@@ -510,9 +525,28 @@ static void arm(esc_t *e, int64_t at) {
     e->api->arm(e->host, at);
 }
 
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sizes this slice by what the last full one's turn took (see the top). */
+static void slice_adapt(esc_t *e, int64_t mono) {
+  if (e->full_at < 0)
+    return;
+  int64_t took = mono - e->full_at;
+  if (took > SLICE_TURN_MS && e->slice > SLICE_MIN)
+    e->slice /= 2;
+  else if (took * 2 < SLICE_TURN_MS && e->slice < SLICE_ACTIONS)
+    e->slice *= 2;
+}
+
 static void esc_on_timer(void *state, int64_t now) {
   esc_t *e = state;
   sweep_t s = {.e = e, .now = now, .next = -1};
+  int64_t mono = mono_ms();
+  slice_adapt(e, mono);
   if (!(s.t = e->api->read_begin(e->host))) {
     arm(e, now + 1000);
     return;
@@ -526,8 +560,10 @@ static void esc_on_timer(void *state, int64_t now) {
     e->resume = s.last;
     e->resume.b[e->resume.n++] = 0;
   }
+  e->full_at = s.stopped && s.next == now ? mono : -1;
   if (s.actions)
-    e->api->log(e->host, LX_PLOG_DEBUG, "%d decision(s) at %lld", s.actions, (long long)now);
+    e->api->log(e->host, LX_PLOG_DEBUG, "%d decision(s) at %lld (slice %d)", s.actions,
+                (long long)now, e->slice);
   arm(e, s.next >= 0 ? s.next : NEVER);
 }
 

@@ -137,17 +137,18 @@ static void test_id_claim(void **state) {
 }
 
 /* The deadline history: one note per record, the last note of a record
- * wins, other records' notes are untouched, and "none" (-1) survives. */
+ * wins (noted `again`), other records' notes are untouched, and "none"
+ * (-1) survives. */
 static void test_deadline_notes(void **state) {
   lx_store_t *s = open_store(1 << 20, 1 << 20);
   int64_t dl = 0;
   MDB_txn *txn;
   assert_int_equal(lx_store_begin(s, &txn), 0);
   assert_int_equal(lx_store_deadline_of(s, txn, S("ap-1"), 3, &dl), LX_ENOTFOUND);
-  assert_int_equal(lx_store_deadline_note(s, txn, S("ap-1"), 3, 1790000000000), 0);
-  assert_int_equal(lx_store_deadline_note(s, txn, S("ap-1"), 3, 1790000999000), 0);
-  assert_int_equal(lx_store_deadline_note(s, txn, S("ap-1"), 9, -1), 0);
-  assert_int_equal(lx_store_deadline_note(s, txn, S("ap-2"), 4, 1800000000000), 0);
+  assert_int_equal(lx_store_deadline_note(s, txn, S("ap-1"), 3, 1790000000000, false), 0);
+  assert_int_equal(lx_store_deadline_note(s, txn, S("ap-1"), 3, 1790000999000, true), 0);
+  assert_int_equal(lx_store_deadline_note(s, txn, S("ap-1"), 9, -1, false), 0);
+  assert_int_equal(lx_store_deadline_note(s, txn, S("ap-2"), 4, 1800000000000, false), 0);
   assert_int_equal(lx_store_commit(s, txn), 0);
   assert_int_equal(lx_store_read_begin(s, &txn), 0);
   assert_int_equal(lx_store_deadline_of(s, txn, S("ap-1"), 3, &dl), 0);
