@@ -232,9 +232,9 @@ static void fill(lx_event_t *ev, enum slot slot, const msgpack_object *o, int id
   }
 }
 
-/* Checks one value against its field; returns 0 or E_SCHEMA naming it. */
-/* Types, ranges and enums; with `text`, also the bytes of strings (UTF-8,
- * an id's characters), which a stored event need not have checked again. */
+/* Checks one value against its field: types, ranges and enums; with
+ * `text`, also the bytes of strings (UTF-8, an id's characters), which a
+ * stored event need not have checked again. Returns 0 or E_SCHEMA naming it. */
 static int check_value(const schema_t *sc, const field_t *f, const msgpack_object *o,
                        int *idx, bool text, lx_error_t *e) {
   const char *dot = sc->name[0] ? "." : "";
