@@ -20,7 +20,6 @@
 
 #include "census.h"
 #include "calendar.h"
-#include "clock.h"
 #include "plugin_host.h"
 #include "registry.h"
 
@@ -196,8 +195,8 @@ static int count_due(void *arg, lx_str_t id, int64_t deadline, lx_str_t unit) {
   return 0;
 }
 
-int lx_census_unit_counts(lx_daemon_t *d, MDB_txn *txn, uint32_t (*counts)[3]) {
-  unit_counts_t uc = {&d->cfg, counts, (int64_t)lx_clock_now_ms()};
+int lx_census_unit_counts(lx_daemon_t *d, MDB_txn *txn, int64_t now, uint32_t (*counts)[3]) {
+  unit_counts_t uc = {&d->cfg, counts, now};
   memset(counts, 0, d->cfg.n_units * sizeof *counts);
   /* Due soon: by the end of the next working day, the deadline one working
    * day from now would have. */
