@@ -30,9 +30,11 @@
 #define META_HEAD "head"
 #define META_COUNTERS "counters"
 #define REC_HDR (8 + LX_HASH_LEN)
-/* The counters as the store kept them before open_tier: such a store is
- * upgraded when it is opened (upgrade_tallies). */
-#define COUNTERS_V1 offsetof(lx_counters_t, open_tier)
+/* "counters" holds the fields before open_tier, as stores always did;
+ * open_tier goes under its own key (write_meta). */
+#define META_OPEN_TIER "open_tier"
+#define COUNTERS_BYTES offsetof(lx_counters_t, open_tier)
+#define OPEN_TIERS (LX_TIER_COUNTY - LX_TIER_COMMUNITY + 1)
 
 struct lx_store {
   MDB_env *env;
@@ -93,24 +95,32 @@ int lx_store_read_head(lx_store_t *s, MDB_txn *txn, lx_head_t *h) {
   return 0;
 }
 
-/* Reads the head and the counters; *old is set when the counters are of
- * the layout before open_tier (or missing beside stored appeals). */
-static int load_meta(lx_store_t *s, MDB_txn *txn, bool *old) {
+/* Reads the head and the counters. *stale is set when the open tallies
+ * (open_tier, unit_open, open_due) cannot be trusted: a store from before
+ * them has no "open_tier" entry, and one that an older lianxind wrote after
+ * a newer one has an entry stamped with an older head than the store's. */
+static int load_meta(lx_store_t *s, MDB_txn *txn, bool *stale) {
   int rc = lx_store_read_head(s, txn, &s->head);
   if (rc)
     return rc;
   MDB_val k = {strlen(META_COUNTERS), META_COUNTERS}, v;
-  MDB_stat st;
   rc = mdb_get(txn, s->meta, &k, &v);
-  *old = false;
-  if (rc == 0 && (v.mv_size == sizeof s->cnt || v.mv_size == COUNTERS_V1)) {
-    memcpy(&s->cnt, v.mv_data, v.mv_size);
-    *old = v.mv_size == COUNTERS_V1;
-  } else if (rc == MDB_NOTFOUND) {
-    *old = mdb_stat(txn, s->appeals, &st) == 0 && st.ms_entries > 0;
-  } else {
+  if (rc == 0 && v.mv_size == COUNTERS_BYTES)
+    memcpy(&s->cnt, v.mv_data, COUNTERS_BYTES);
+  else if (rc != MDB_NOTFOUND)
     return store_err(rc ? rc : MDB_CORRUPTED, "meta counters");
+  k = (MDB_val){strlen(META_OPEN_TIER), META_OPEN_TIER};
+  rc = mdb_get(txn, s->meta, &k, &v);
+  if (rc == MDB_NOTFOUND) {
+    *stale = s->head.seq > 0;
+    return 0;
   }
+  if (rc || v.mv_size != 8 * (1 + OPEN_TIERS))
+    return store_err(rc ? rc : MDB_CORRUPTED, "meta open_tier");
+  const uint8_t *p = v.mv_data;
+  for (int t = 0; t < OPEN_TIERS; t++)
+    s->cnt.open_tier[t] = lx_get_u64be(p + 8 * (1 + t));
+  *stale = lx_get_u64be(p) != s->head.seq;
   return 0;
 }
 
@@ -135,13 +145,13 @@ static int open_dbs(lx_store_t *s, const char **op) {
     mdb_txn_abort(txn);
     return rc;
   }
-  bool old;
-  if (load_meta(s, txn, &old)) {
+  bool stale = false;
+  if (load_meta(s, txn, &stale)) {
     *op = "reading meta";
     mdb_txn_abort(txn);
     return MDB_CORRUPTED;
   }
-  if (old && upgrade_tallies(s, txn)) {
+  if (stale && upgrade_tallies(s, txn)) {
     *op = "counting the open appeals of an older store";
     mdb_txn_abort(txn);
     return MDB_CORRUPTED; /* the reason is logged */
@@ -253,7 +263,7 @@ int lx_store_begin(lx_store_t *s, MDB_txn **txn) {
 }
 
 static int write_meta(lx_store_t *s, MDB_txn *txn) {
-  uint8_t buf[24 + LX_HASH_LEN];
+  uint8_t buf[24 + LX_HASH_LEN], tiers[8 * (1 + OPEN_TIERS)];
   lx_put_u64be(buf, s->head_tx.seq);
   lx_put_u64be(buf + 8, s->head_tx.rat);
   memcpy(buf + 16, s->head_tx.hash, LX_HASH_LEN);
@@ -263,8 +273,17 @@ static int write_meta(lx_store_t *s, MDB_txn *txn) {
   if (rc)
     return store_err(rc, "mdb_put meta head");
   k = (MDB_val){strlen(META_COUNTERS), META_COUNTERS};
-  v = (MDB_val){sizeof s->cnt_tx, &s->cnt_tx};
-  return store_err(mdb_put(txn, s->meta, &k, &v, 0), "mdb_put meta counters");
+  v = (MDB_val){COUNTERS_BYTES, &s->cnt_tx};
+  if ((rc = mdb_put(txn, s->meta, &k, &v, 0)))
+    return store_err(rc, "mdb_put meta counters");
+  /* Stamped with the head it goes with: an older lianxind moves the head
+   * without it, and the next open then counts again (load_meta). */
+  lx_put_u64be(tiers, s->head_tx.seq);
+  for (int t = 0; t < OPEN_TIERS; t++)
+    lx_put_u64be(tiers + 8 * (1 + t), s->cnt_tx.open_tier[t]);
+  k = (MDB_val){strlen(META_OPEN_TIER), META_OPEN_TIER};
+  v = (MDB_val){sizeof tiers, tiers};
+  return store_err(mdb_put(txn, s->meta, &k, &v, 0), "mdb_put meta open_tier");
 }
 
 /* True when the store's filesystem has less than 4 MiB left. */
@@ -507,8 +526,8 @@ static int upgrade_tallies(lx_store_t *s, MDB_txn *txn) {
     return out;
   s->cnt = s->cnt_tx;
   clock_gettime(CLOCK_MONOTONIC, &t1);
-  lx_info("store", "upgraded an older store: counted %llu open appeals of %llu by tier, unit "
-          "and deadline in %.3f s", (unsigned long long)s->cnt.appeals_open,
+  lx_info("store", "open appeals counted again (a store from before the counts, or written "
+          "by an older lianxind since): %llu open of %llu, by tier, unit and deadline, in %.3f s", (unsigned long long)s->cnt.appeals_open,
           (unsigned long long)n,
           (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
   if (s->cnt.appeals_open != open_before)

@@ -12,11 +12,14 @@
  *   open_due   u64be deadline | appeal id -> unit path: open appeals that
  *              have a deadline, soonest first
  *   meta       "head"    -> u64be seq | u64be rat | hash[32] | u64be checkpoint
- *              "counters"-> lx_counters_t
- * unit_open, open_due and the counters' open_tier are kept by
- * lx_store_appeal_put, so `stats` and `units` with counts never walk the
- * appeals. A store from before them (its counters end at escalations) is
- * brought up to date once, by one walk of the appeals, when it is opened.
+ *              "counters"-> lx_counters_t up to open_tier (3 native u64)
+ *              "open_tier" -> u64be head seq | u64be open appeals at the
+ *                            community, township, county
+ * unit_open, open_due and open_tier are kept by lx_store_appeal_put, so
+ * `stats` and `units` with counts never walk the appeals. When "open_tier"
+ * is missing (a store from before them) or names another head than "head"
+ * (an older lianxind wrote since), opening the store counts them again by
+ * one walk of the appeals.
  * A crash leaves all of them at the last commit, so a restart reads the head
  * from meta and needs no replay. The store runs on the loop thread, but for
  * the shared read transactions below, which other threads may hold.
@@ -46,8 +49,8 @@ typedef struct lx_counters {
   uint64_t appeals;
   uint64_t appeals_open;
   uint64_t escalations;
-  /* Open appeals by the tier that holds them, [tier - LX_TIER_COMMUNITY].
-   * Added later: a store whose counters end before it is upgraded at open. */
+  /* Open appeals by the tier that holds them, [tier - LX_TIER_COMMUNITY];
+   * stored under meta "open_tier", not with the fields above. */
   uint64_t open_tier[LX_TIER_COUNTY - LX_TIER_COMMUNITY + 1];
 } lx_counters_t;
 

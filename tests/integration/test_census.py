@@ -6,7 +6,7 @@ test clock they must equal, at every step, what a walk of every appeal (the
 `appeals` op) gives: after filing, escalation, resolution, reopening by
 unsatisfied feedback, closing, and a restart. `lianxind --audit` rebuilds the
 counts from the log and names counts changed behind the daemon's back; a
-store from before the counts (written by an older lianxind) is counted once
+store from before the counts (as an older lianxind leaves it) is counted once
 when it is opened."""
 import os
 import shutil
@@ -21,6 +21,7 @@ from lxtest import Daemon, appeal, resolution, feedback
 from test_escalate import escalations, ms, start, workdays_after
 
 TIERS = ("community", "township", "county")
+UPGRADE = "open appeals counted again"  # the daemon's log line when it walks the appeals
 T0 = ms(2026, 3, 2, 9, 0)  # Monday 09:00
 
 
@@ -161,7 +162,7 @@ def test_counts_follow_every_change_and_a_restart(tmp_path):
     d2 = restart(d)
     try:
         assert check(d2) == last
-        assert "upgraded an older store" not in d2.read_log()
+        assert UPGRADE not in d2.read_log()
         rc, out = audit(d2, d2.data)  # the rebuild's counts equal the live ones
         assert rc == 0 and "0 discrepancies" in out, out
     finally:
@@ -171,16 +172,16 @@ def test_counts_follow_every_change_and_a_restart(tmp_path):
 def test_audit_names_counts_changed_behind_its_back(tmp_path):
     tmp = str(tmp_path)
     d, _ = lifecycle(tmp)
-    for name, change in (("tier", "counters"), ("unit", "unit_open"), ("due", "open_due")):
+    for name, change in (("tier", "open_tier"), ("unit", "unit_open"), ("due", "open_due")):
         bent = os.path.join(tmp, "bent-" + name)
         shutil.copytree(d.data, bent)
         env = lmdb.open(bent, max_dbs=64, map_size=64 << 20)
         with env.begin(write=True) as txn:
-            if change == "counters":  # one more open appeal at the county
+            if change == "open_tier":  # one more open appeal at the county
                 meta = env.open_db(b"meta", txn=txn)
-                c = list(struct.unpack("<6Q", txn.get(b"counters", db=meta)))
-                c[5] += 1
-                txn.put(b"counters", struct.pack("<6Q", *c), db=meta)
+                c = list(struct.unpack(">4Q", txn.get(b"open_tier", db=meta)))
+                c[3] += 1
+                txn.put(b"open_tier", struct.pack(">4Q", *c), db=meta)
             elif change == "unit_open":
                 txn.put(b"qd.nh.hb", struct.pack(">Q", 7), db=env.open_db(b"unit_open", txn=txn))
             else:  # an open appeal's deadline index entry gone
@@ -191,7 +192,7 @@ def test_audit_names_counts_changed_behind_its_back(tmp_path):
         env.close()
         rc, out = audit(d, bent)
         assert rc == 1, out
-        key = {"counters": "database meta, key counters: values differ",
+        key = {"open_tier": "database meta, key open_tier: values differ",
                "unit_open": "database unit_open, key qd.nh.hb",
                "open_due": "database open_due, key "}[change]
         assert key in out, out
@@ -199,18 +200,17 @@ def test_audit_names_counts_changed_behind_its_back(tmp_path):
 
 def test_store_from_before_the_counts_is_counted_once(tmp_path):
     d, last = lifecycle(str(tmp_path))
-    # Back to the layout an older lianxind wrote: counters of three fields,
+    # Back to the layout an older lianxind wrote: no "open_tier" in meta,
     # no unit_open or open_due.
     env = lmdb.open(d.data, max_dbs=64, map_size=64 << 20)
     with env.begin(write=True) as txn:
-        meta = env.open_db(b"meta", txn=txn)
-        txn.put(b"counters", txn.get(b"counters", db=meta)[:24], db=meta)
+        txn.delete(b"open_tier", db=env.open_db(b"meta", txn=txn))
         for name in (b"unit_open", b"open_due"):
             txn.drop(env.open_db(name, txn=txn), delete=True)
     env.close()
     d2 = restart(d)
     try:
-        assert "upgraded an older store: counted 3 open appeals of 4" in d2.read_log()
+        assert UPGRADE in d2.read_log() and "3 open of 4," in d2.read_log()
         assert check(d2) == last
         rc, out = audit(d2, d2.data)
         assert rc == 0 and "0 discrepancies" in out, out
@@ -218,7 +218,7 @@ def test_store_from_before_the_counts_is_counted_once(tmp_path):
         assert d2.stop() == 0
     d3 = restart(d)  # once: the next start finds the counts
     try:
-        assert d3.read_log().count("upgraded an older store") == 1
+        assert d3.read_log().count(UPGRADE) == 1
         assert check(d3) == last
     finally:
         assert d3.stop() == 0
