@@ -463,7 +463,8 @@ static int do_head(req_t *r, const msgpack_object *m) {
 
 /* `counts: true` (for the gateway) adds open, due_soon and overdue to each
  * unit row. */
-static int units_counts(req_t *r, const msgpack_object *m, uint32_t (**counts)[3]) {
+static int units_counts(req_t *r, const msgpack_object *m, uint64_t now,
+                        uint32_t (**counts)[3]) {
   const msgpack_object *o = lx_mp_get(m, "counts");
   *counts = NULL;
   if (!o)
@@ -475,7 +476,7 @@ static int units_counts(req_t *r, const msgpack_object *m, uint32_t (**counts)[3
   *counts = calloc(r->d->cfg.n_units ? r->d->cfg.n_units : 1, sizeof **counts);
   if (!*counts)
     return lx_fail(&r->err, LX_EINTERNAL, "out of memory");
-  if (lx_census_unit_counts(r->d, r->txn, *counts) < 0) {
+  if (lx_census_unit_counts(r->d, r->txn, (int64_t)now, *counts) < 0) {
     free(*counts);
     return lx_fail(&r->err, LX_EINTERNAL, "reading the appeals failed");
   }
@@ -494,7 +495,8 @@ static int do_units(req_t *r, const msgpack_object *m) {
   const lx_config_t *cfg = &r->d->cfg;
   msgpack_packer *pk = &r->pk;
   uint32_t(*counts)[3];
-  if (units_counts(r, m, &counts))
+  uint64_t now = lx_clock_now_ms(); /* one reading: the counts and `now` agree */
+  if (units_counts(r, m, now, &counts))
     return r->err.code;
   msgpack_pack_map(pk, 5);
   lx_mp_pack_cstr(pk, "ok");
@@ -502,7 +504,7 @@ static int do_units(req_t *r, const msgpack_object *m) {
   /* An addition to the protocol: the daemon's clock, which the counts are
    * taken against and by which the gateway places "the last 90 days". */
   lx_mp_pack_cstr(pk, "now");
-  msgpack_pack_uint64(pk, lx_clock_now_ms());
+  msgpack_pack_uint64(pk, now);
   lx_mp_pack_cstr(pk, "units");
   msgpack_pack_array(pk, cfg->n_units);
   for (size_t i = 0; i < cfg->n_units; i++) {

@@ -301,13 +301,15 @@ static int h_appeal(lx_txn_t *t, lx_slice_t id, lx_appeal_view_t *out) {
 }
 
 static int h_set_deadline(lx_txn_t *t, lx_slice_t id, int64_t deadline) {
-  lx_appeal_t a;
+  lx_appeal_t before, a;
   lx_str_t key = {id.p, id.n};
-  if (!usable(t, true) || lx_store_appeal_get(t->store, t->txn, key, &a))
+  if (!usable(t, true) || lx_store_appeal_get(t->store, t->txn, key, &before))
     return -1;
+  a = before;
   a.deadline = deadline;
-  /* Noted per record too, for the appeal as it stood at a past time. */
-  int rc = lx_store_appeal_put(t->store, t->txn, key, &a);
+  /* The put moves it in the open_due index; noted per record too, for the
+   * appeal as it stood at a past time. */
+  int rc = lx_store_appeal_put(t->store, t->txn, key, &before, &a);
   if (rc == 0)
     rc = lx_store_deadline_note(t->store, t->txn, key, t->seq, deadline, t->noted);
   t->noted = true;

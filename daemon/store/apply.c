@@ -49,7 +49,7 @@ static int claim_id(lx_store_t *s, MDB_txn *txn, lx_apply_t *a) {
 }
 
 /* Moves the named appeal to its new state, records the event in its
- * history, and keeps the counters. */
+ * history, and keeps the counters (the open ones through the put). */
 static int store_appeal(lx_store_t *s, MDB_txn *txn, const lx_apply_t *a,
                         const lx_appeal_t *before, bool exists, lx_appeal_t *after) {
   lx_counters_t *c = lx_store_counters_mut(s);
@@ -57,11 +57,9 @@ static int store_appeal(lx_store_t *s, MDB_txn *txn, const lx_apply_t *a,
     after->seq = a->seq;
     c->appeals++;
   }
-  c->appeals_open += lx_appeal_is_open(after->status);
-  c->appeals_open -= exists && lx_appeal_is_open(before->status);
   if (a->ev->type == LX_EV_ESCALATION)
     c->escalations++;
-  int rc = lx_store_appeal_put(s, txn, a->ev->appeal, after);
+  int rc = lx_store_appeal_put(s, txn, a->ev->appeal, exists ? before : NULL, after);
   return rc ? rc : lx_store_appeal_link(s, txn, a->ev->appeal, a->seq);
 }
 

@@ -10,15 +10,16 @@
  * batch and change what an audit compares. Records stored before this start
  * are counted by a catch-up scan that each `stats` request advances by a
  * bounded step, so neither the start nor one request walks a big log; the
- * reply says `types_complete: false` until it is done. Appeal figures come
- * from one pass over the appeals database per request: the gateway asks at
- * most about once a second, and a pass over 100,000 appeals is a few ms.
+ * reply says `types_complete: false` until it is done. Appeal figures are
+ * never a pass over the appeals: the store counts open appeals by tier and
+ * by filing unit as they change (store.h), and keeps the open ones with a
+ * deadline in deadline order, so a request reads the counters, one row per
+ * unit, and the appeals due by the end of the next working day.
  */
 #include <string.h>
 
 #include "census.h"
 #include "calendar.h"
-#include "clock.h"
 #include "plugin_host.h"
 #include "registry.h"
 
@@ -111,13 +112,6 @@ static void pack_tally(msgpack_packer *pk, const char *key, const lx_tally_t *t)
   }
 }
 
-static int count_tiers(void *arg, lx_str_t id, const lx_appeal_t *a) {
-  uint64_t *by_tier = arg;
-  if (lx_appeal_is_open(a->status) && a->tier >= LX_TIER_COMMUNITY && a->tier <= LX_TIER_COUNTY)
-    by_tier[a->tier]++;
-  return 0;
-}
-
 static void pack_hist(msgpack_packer *pk, const lx_commit_hist_t *h) {
   lx_mp_pack_cstr(pk, "commit_seconds");
   msgpack_pack_map(pk, 3);
@@ -143,13 +137,13 @@ void lx_census_pack_stats(lx_daemon_t *d, MDB_txn *txn, msgpack_packer *pk, msgp
   lx_mp_pack_cstr(pk, "types_complete");
   c->scan_pos >= c->scan_end ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
   pack_tally(pk, "alerts", &c->kinds);
-  uint64_t by_tier[LX_TIER_COUNTY + 1] = {0};
-  lx_store_appeals_each(d->store, txn, (lx_str_t){0}, count_tiers, by_tier);
+  /* The committed counters, as `appeals_open` in the same reply. */
+  const uint64_t *by_tier = lx_store_counters(d->store)->open_tier;
   lx_mp_pack_cstr(pk, "appeals_open_tier");
   msgpack_pack_map(pk, 3);
   for (int t = LX_TIER_COMMUNITY; t <= LX_TIER_COUNTY; t++) {
     lx_mp_pack_cstr(pk, lx_tier_name(t));
-    msgpack_pack_uint64(pk, by_tier[t]);
+    msgpack_pack_uint64(pk, by_tier[t - LX_TIER_COMMUNITY]);
   }
   MDB_envinfo info;
   MDB_stat st;
@@ -163,9 +157,9 @@ void lx_census_pack_stats(lx_daemon_t *d, MDB_txn *txn, msgpack_packer *pk, msgp
 /* --- units with counts -------------------------------------------------------- */
 
 typedef struct unit_counts {
-  lx_daemon_t *d;
+  const lx_config_t *cfg;
   uint32_t (*counts)[3];
-  int64_t now, soon;
+  int64_t now;
 } unit_counts_t;
 
 static long unit_index(const lx_config_t *cfg, const char *path, size_t n) {
@@ -175,35 +169,40 @@ static long unit_index(const lx_config_t *cfg, const char *path, size_t n) {
   return -1;
 }
 
-/* Adds an open appeal to its community and every unit above it. */
-static int count_unit(void *arg, lx_str_t id, const lx_appeal_t *a) {
-  unit_counts_t *uc = arg;
-  if (!lx_appeal_is_open(a->status))
-    return 0;
-  int what = a->deadline < 0 ? -1 : a->deadline <= uc->now ? 2 : a->deadline <= uc->soon ? 1 : -1;
-  const lx_config_t *cfg = &uc->d->cfg;
-  size_t n = strlen(a->unit);
+/* Adds k to column col of unit and of every unit above it. */
+static void add_up(const unit_counts_t *uc, lx_str_t unit, int col, uint64_t k) {
+  size_t n = unit.n;
   for (;;) {
-    long i = unit_index(cfg, a->unit, n);
-    if (i >= 0) {
-      uc->counts[i][0]++;
-      if (what > 0)
-        uc->counts[i][what]++;
-    }
-    while (n > 0 && a->unit[n - 1] != '.')
+    long i = unit_index(uc->cfg, unit.p, n);
+    if (i >= 0)
+      uc->counts[i][col] += (uint32_t)k;
+    while (n > 0 && unit.p[n - 1] != '.')
       n--;
     if (n-- <= 1)
-      return 0;
+      return;
   }
 }
 
-int lx_census_unit_counts(lx_daemon_t *d, MDB_txn *txn, uint32_t (*counts)[3]) {
-  unit_counts_t uc = {d, counts, (int64_t)lx_clock_now_ms(), 0};
+static int count_open(void *arg, lx_str_t unit, uint64_t n) {
+  add_up(arg, unit, 0, n);
+  return 0;
+}
+
+/* An open appeal due by `soon`: overdue (column 2) or due soon (1). */
+static int count_due(void *arg, lx_str_t id, int64_t deadline, lx_str_t unit) {
+  unit_counts_t *uc = arg;
+  add_up(uc, unit, deadline <= uc->now ? 2 : 1, 1);
+  return 0;
+}
+
+int lx_census_unit_counts(lx_daemon_t *d, MDB_txn *txn, int64_t now, uint32_t (*counts)[3]) {
+  unit_counts_t uc = {&d->cfg, counts, now};
   memset(counts, 0, d->cfg.n_units * sizeof *counts);
   /* Due soon: by the end of the next working day, the deadline one working
    * day from now would have. */
-  uc.soon = d->cal ? lx_calendar_deadline(d->cal, uc.now, 1) : uc.now + 86400000;
-  return lx_store_appeals_each(d->store, txn, (lx_str_t){0}, count_unit, &uc);
+  int64_t soon = d->cal ? lx_calendar_deadline(d->cal, uc.now, 1) : uc.now + 86400000;
+  int rc = lx_store_units_open_each(d->store, txn, count_open, &uc);
+  return rc ? rc : lx_store_open_due_each(d->store, txn, soon, count_due, &uc);
 }
 
 /* --- appeals: a page of appeal states ----------------------------------------- */

@@ -40,7 +40,10 @@ void lx_census_count(lx_tally_t *t, const char *name, size_t n);
 void lx_census_pack_stats(lx_daemon_t *d, MDB_txn *txn, msgpack_packer *pk, msgpack_zone *zone);
 
 /* counts[i] = {open, due_soon, overdue} of cfg.units[i]: appeals filed in
- * the unit or below it, open now wherever they are held. */
-int lx_census_unit_counts(lx_daemon_t *d, MDB_txn *txn, uint32_t (*counts)[3]);
+ * the unit or below it, open now wherever they are held; due against the
+ * clock reading now (ms). Reads the store's
+ * open counts per unit and the open appeals due by the end of the next
+ * working day, not every appeal. Returns 0 or a negative LX_E*. */
+int lx_census_unit_counts(lx_daemon_t *d, MDB_txn *txn, int64_t now, uint32_t (*counts)[3]);
 
 #endif

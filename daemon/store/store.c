@@ -23,17 +23,23 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "appeal.h"
 #include "log.h"
 #include "store.h"
 
 #define META_HEAD "head"
 #define META_COUNTERS "counters"
 #define REC_HDR (8 + LX_HASH_LEN)
+/* "counters" holds the fields before open_tier, as stores always did;
+ * open_tier goes under its own key (write_meta). */
+#define META_OPEN_TIER "open_tier"
+#define COUNTERS_BYTES offsetof(lx_counters_t, open_tier)
+#define OPEN_TIERS (LX_TIER_COUNTY - LX_TIER_COMMUNITY + 1)
 
 struct lx_store {
   MDB_env *env;
   char *dir;
-  MDB_dbi log, ids, appeals, appeal_ev, appeal_dl, meta;
+  MDB_dbi log, ids, appeals, appeal_ev, appeal_dl, unit_open, open_due, meta;
   uint64_t map_size, map_max;
   lx_head_t head, head_tx;          /* committed, and staged in the open txn */
   lx_counters_t cnt, cnt_tx;
@@ -89,18 +95,37 @@ int lx_store_read_head(lx_store_t *s, MDB_txn *txn, lx_head_t *h) {
   return 0;
 }
 
-static int load_meta(lx_store_t *s, MDB_txn *txn) {
+/* Reads the head and the counters. *stale is set when the open tallies
+ * (open_tier, unit_open, open_due) cannot be trusted: a store from before
+ * them has no "open_tier" entry, and one that an older lianxind wrote after
+ * a newer one has an entry stamped with an older head than the store's. */
+static int load_meta(lx_store_t *s, MDB_txn *txn, bool *stale) {
   int rc = lx_store_read_head(s, txn, &s->head);
   if (rc)
     return rc;
   MDB_val k = {strlen(META_COUNTERS), META_COUNTERS}, v;
   rc = mdb_get(txn, s->meta, &k, &v);
-  if (rc == 0 && v.mv_size == sizeof s->cnt)
-    memcpy(&s->cnt, v.mv_data, sizeof s->cnt);
+  if (rc == 0 && v.mv_size == COUNTERS_BYTES)
+    memcpy(&s->cnt, v.mv_data, COUNTERS_BYTES);
   else if (rc != MDB_NOTFOUND)
     return store_err(rc ? rc : MDB_CORRUPTED, "meta counters");
+  k = (MDB_val){strlen(META_OPEN_TIER), META_OPEN_TIER};
+  rc = mdb_get(txn, s->meta, &k, &v);
+  if (rc == MDB_NOTFOUND) {
+    *stale = s->head.seq > 0;
+    return 0;
+  }
+  if (rc || v.mv_size != 8 * (1 + OPEN_TIERS))
+    return store_err(rc ? rc : MDB_CORRUPTED, "meta open_tier");
+  const uint8_t *p = v.mv_data;
+  for (int t = 0; t < OPEN_TIERS; t++)
+    s->cnt.open_tier[t] = lx_get_u64be(p + 8 * (1 + t));
+  *stale = lx_get_u64be(p) != s->head.seq;
   return 0;
 }
+
+static int write_meta(lx_store_t *s, MDB_txn *txn);
+static int upgrade_tallies(lx_store_t *s, MDB_txn *txn);
 
 static int open_dbs(lx_store_t *s, const char **op) {
   MDB_txn *txn;
@@ -113,15 +138,23 @@ static int open_dbs(lx_store_t *s, const char **op) {
                          &s->appeal_ev)) ||
       (rc = mdb_dbi_open(txn, "appeal_dl", MDB_CREATE | MDB_DUPSORT | MDB_DUPFIXED,
                          &s->appeal_dl)) ||
+      (rc = mdb_dbi_open(txn, "unit_open", MDB_CREATE, &s->unit_open)) ||
+      (rc = mdb_dbi_open(txn, "open_due", MDB_CREATE, &s->open_due)) ||
       (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta))) {
     *op = "mdb_dbi_open";
     mdb_txn_abort(txn);
     return rc;
   }
-  if (load_meta(s, txn)) {
+  bool stale = false;
+  if (load_meta(s, txn, &stale)) {
     *op = "reading meta";
     mdb_txn_abort(txn);
     return MDB_CORRUPTED;
+  }
+  if (stale && upgrade_tallies(s, txn)) {
+    *op = "counting the open appeals of an older store";
+    mdb_txn_abort(txn);
+    return MDB_CORRUPTED; /* the reason is logged */
   }
   if ((rc = mdb_txn_commit(txn)))
     *op = "mdb_txn_commit";
@@ -230,7 +263,7 @@ int lx_store_begin(lx_store_t *s, MDB_txn **txn) {
 }
 
 static int write_meta(lx_store_t *s, MDB_txn *txn) {
-  uint8_t buf[24 + LX_HASH_LEN];
+  uint8_t buf[24 + LX_HASH_LEN], tiers[8 * (1 + OPEN_TIERS)];
   lx_put_u64be(buf, s->head_tx.seq);
   lx_put_u64be(buf + 8, s->head_tx.rat);
   memcpy(buf + 16, s->head_tx.hash, LX_HASH_LEN);
@@ -240,8 +273,17 @@ static int write_meta(lx_store_t *s, MDB_txn *txn) {
   if (rc)
     return store_err(rc, "mdb_put meta head");
   k = (MDB_val){strlen(META_COUNTERS), META_COUNTERS};
-  v = (MDB_val){sizeof s->cnt_tx, &s->cnt_tx};
-  return store_err(mdb_put(txn, s->meta, &k, &v, 0), "mdb_put meta counters");
+  v = (MDB_val){COUNTERS_BYTES, &s->cnt_tx};
+  if ((rc = mdb_put(txn, s->meta, &k, &v, 0)))
+    return store_err(rc, "mdb_put meta counters");
+  /* Stamped with the head it goes with: an older lianxind moves the head
+   * without it, and the next open then counts again (load_meta). */
+  lx_put_u64be(tiers, s->head_tx.seq);
+  for (int t = 0; t < OPEN_TIERS; t++)
+    lx_put_u64be(tiers + 8 * (1 + t), s->cnt_tx.open_tier[t]);
+  k = (MDB_val){strlen(META_OPEN_TIER), META_OPEN_TIER};
+  v = (MDB_val){sizeof tiers, tiers};
+  return store_err(mdb_put(txn, s->meta, &k, &v, 0), "mdb_put meta open_tier");
 }
 
 /* True when the store's filesystem has less than 4 MiB left. */
@@ -383,9 +425,153 @@ int lx_store_appeal_get(lx_store_t *s, MDB_txn *txn, lx_str_t id, lx_appeal_t *a
   return a->layout == LX_APPEAL_LAYOUT ? 0 : store_err(MDB_VERSION_MISMATCH, "appeal layout");
 }
 
-int lx_store_appeal_put(lx_store_t *s, MDB_txn *txn, lx_str_t id, const lx_appeal_t *a) {
+/* --- open appeals, counted as they change ---------------------------------- */
+
+/* Adds delta (+1 or -1) to the open appeals filed in unit. */
+static int unit_add(lx_store_t *s, MDB_txn *txn, const char *unit, int delta) {
+  uint8_t buf[8];
+  MDB_val k = {strlen(unit), (void *)unit}, v;
+  int rc = mdb_get(txn, s->unit_open, &k, &v);
+  if (rc && rc != MDB_NOTFOUND)
+    return store_err(rc, "mdb_get unit_open");
+  uint64_t n = rc == 0 && v.mv_size == 8 ? lx_get_u64be(v.mv_data) : 0;
+  n += (uint64_t)(int64_t)delta;
+  if (n == 0) /* no key for none, so counting and a walk leave the same keys */
+    return store_err(rc == 0 ? mdb_del(txn, s->unit_open, &k, NULL) : 0, "mdb_del unit_open");
+  lx_put_u64be(buf, n);
+  v = (MDB_val){sizeof buf, buf};
+  return store_err(mdb_put(txn, s->unit_open, &k, &v, 0), "mdb_put unit_open");
+}
+
+/* Puts (add) or deletes the open_due entry of appeal id with a's deadline. */
+static int due_set(lx_store_t *s, MDB_txn *txn, lx_str_t id, const lx_appeal_t *a, bool add) {
+  uint8_t key[8 + 255];
+  size_t n = id.n < sizeof key - 8 ? id.n : sizeof key - 8; /* ids are at most 64 bytes */
+  lx_put_u64be(key, (uint64_t)a->deadline);
+  memcpy(key + 8, id.p, n);
+  MDB_val k = {8 + n, key}, v = {strlen(a->unit), (void *)a->unit};
+  return add ? store_err(mdb_put(txn, s->open_due, &k, &v, 0), "mdb_put open_due")
+             : store_err(mdb_del(txn, s->open_due, &k, NULL), "mdb_del open_due");
+}
+
+static bool tier_counted(int tier) { return tier >= LX_TIER_COMMUNITY && tier <= LX_TIER_COUNTY; }
+
+/* Moves an appeal in the open counts from state b (NULL or not open: not
+ * counted) to state a. Only what changed is written. */
+static int tally_move(lx_store_t *s, MDB_txn *txn, lx_str_t id, const lx_appeal_t *b,
+                      const lx_appeal_t *a) {
+  lx_counters_t *c = &s->cnt_tx;
+  bool was = b && lx_appeal_is_open(b->status), is = lx_appeal_is_open(a->status);
+  bool was_due = was && b->deadline >= 0, is_due = is && a->deadline >= 0;
+  int rc = 0;
+  c->appeals_open += is;
+  c->appeals_open -= was;
+  if (is && tier_counted(a->tier))
+    c->open_tier[a->tier - LX_TIER_COMMUNITY]++;
+  if (was && tier_counted(b->tier))
+    c->open_tier[b->tier - LX_TIER_COMMUNITY]--;
+  bool same_unit = was && is && strcmp(a->unit, b->unit) == 0;
+  if (!same_unit && was)
+    rc = unit_add(s, txn, b->unit, -1);
+  if (!same_unit && is && rc == 0)
+    rc = unit_add(s, txn, a->unit, +1);
+  if (was_due && is_due && a->deadline == b->deadline && same_unit)
+    return rc;
+  if (was_due && rc == 0)
+    rc = due_set(s, txn, id, b, false);
+  if (is_due && rc == 0)
+    rc = due_set(s, txn, id, a, true);
+  return rc;
+}
+
+int lx_store_appeal_put(lx_store_t *s, MDB_txn *txn, lx_str_t id, const lx_appeal_t *before,
+                        const lx_appeal_t *a) {
   MDB_val k = str_key(id), v = {sizeof *a, (void *)a};
-  return store_err(mdb_put(txn, s->appeals, &k, &v, 0), "mdb_put appeals");
+  int rc = store_err(mdb_put(txn, s->appeals, &k, &v, 0), "mdb_put appeals");
+  return rc ? rc : tally_move(s, txn, id, before, a);
+}
+
+/* Counts every stored appeal into the open tallies, from nothing: the one
+ * walk a store from before them needs, inside the opening transaction. */
+static int upgrade_tallies(lx_store_t *s, MDB_txn *txn) {
+  struct timespec t0, t1;
+  MDB_cursor *c;
+  MDB_val k, v;
+  uint64_t n = 0, open_before = s->cnt.appeals_open;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  s->head_tx = s->head;
+  s->cnt_tx = s->cnt;
+  s->cnt_tx.appeals_open = 0;
+  memset(s->cnt_tx.open_tier, 0, sizeof s->cnt_tx.open_tier);
+  int rc = mdb_drop(txn, s->unit_open, 0), out = 0;
+  if (rc == 0)
+    rc = mdb_drop(txn, s->open_due, 0);
+  if (rc == 0)
+    rc = mdb_cursor_open(txn, s->appeals, &c);
+  if (rc)
+    return store_err(rc, "clearing the open tallies");
+  for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && out == 0;
+       rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+    lx_appeal_t a;
+    if (v.mv_size != sizeof a)
+      continue;
+    memcpy(&a, v.mv_data, sizeof a); /* LMDB's data need not be aligned */
+    out = tally_move(s, txn, (lx_str_t){k.mv_data, k.mv_size}, NULL, &a);
+    n++;
+  }
+  mdb_cursor_close(c);
+  if (out == 0 && rc != MDB_NOTFOUND)
+    out = store_err(rc, "mdb_cursor_get appeals");
+  if (out || (out = write_meta(s, txn)))
+    return out;
+  s->cnt = s->cnt_tx;
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  lx_info("store", "open appeals counted again (a store from before the counts, or written "
+          "by an older lianxind since): %llu open of %llu, by tier, unit and deadline, in %.3f s", (unsigned long long)s->cnt.appeals_open,
+          (unsigned long long)n,
+          (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+  if (s->cnt.appeals_open != open_before)
+    lx_warn("store", "the stored appeals_open was %llu, the appeals say %llu: taken from them",
+            (unsigned long long)open_before, (unsigned long long)s->cnt.appeals_open);
+  return 0;
+}
+
+int lx_store_units_open_each(lx_store_t *s, MDB_txn *txn, lx_unit_open_cb cb, void *arg) {
+  MDB_cursor *c;
+  MDB_val k, v;
+  int rc = mdb_cursor_open(txn, s->unit_open, &c), out = 0;
+  if (rc)
+    return store_err(rc, "mdb_cursor_open unit_open");
+  for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && out == 0;
+       rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+    if (v.mv_size == 8)
+      out = cb(arg, (lx_str_t){k.mv_data, k.mv_size}, lx_get_u64be(v.mv_data));
+  mdb_cursor_close(c);
+  if (rc && rc != MDB_NOTFOUND && out == 0)
+    return store_err(rc, "mdb_cursor_get unit_open");
+  return out;
+}
+
+int lx_store_open_due_each(lx_store_t *s, MDB_txn *txn, int64_t until, lx_due_cb cb, void *arg) {
+  MDB_cursor *c;
+  MDB_val k, v;
+  int rc = mdb_cursor_open(txn, s->open_due, &c), out = 0;
+  if (rc)
+    return store_err(rc, "mdb_cursor_open open_due");
+  for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && out == 0;
+       rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+    if (k.mv_size < 8)
+      continue;
+    int64_t dl = (int64_t)lx_get_u64be(k.mv_data);
+    if (dl > until)
+      break;
+    out = cb(arg, (lx_str_t){(const char *)k.mv_data + 8, k.mv_size - 8}, dl,
+             (lx_str_t){v.mv_data, v.mv_size});
+  }
+  mdb_cursor_close(c);
+  if (rc && rc != MDB_NOTFOUND && out == 0)
+    return store_err(rc, "mdb_cursor_get open_due");
+  return out;
 }
 
 int lx_store_appeal_link(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t seq) {

@@ -7,8 +7,19 @@
  *   ids        event id  -> u64be seq                      (the dedup index)
  *   appeals    appeal id -> lx_appeal_t                     (current state)
  *   appeal_ev  appeal id -> u64be seq, sorted duplicates    (its history)
+ *   appeal_dl  appeal id -> u64be seq | u64be deadline, sorted duplicates
+ *   unit_open  unit path -> u64be n: open appeals filed in that unit (none at 0)
+ *   open_due   u64be deadline | appeal id -> unit path: open appeals that
+ *              have a deadline, soonest first
  *   meta       "head"    -> u64be seq | u64be rat | hash[32] | u64be checkpoint
- *              "counters"-> lx_counters_t
+ *              "counters"-> lx_counters_t up to open_tier (3 native u64)
+ *              "open_tier" -> u64be head seq | u64be open appeals at the
+ *                            community, township, county
+ * unit_open, open_due and open_tier are kept by lx_store_appeal_put, so
+ * `stats` and `units` with counts never walk the appeals. When "open_tier"
+ * is missing (a store from before them) or names another head than "head"
+ * (an older lianxind wrote since), opening the store counts them again by
+ * one walk of the appeals.
  * A crash leaves all of them at the last commit, so a restart reads the head
  * from meta and needs no replay. The store runs on the loop thread, but for
  * the shared read transactions below, which other threads may hold.
@@ -38,6 +49,9 @@ typedef struct lx_counters {
   uint64_t appeals;
   uint64_t appeals_open;
   uint64_t escalations;
+  /* Open appeals by the tier that holds them, [tier - LX_TIER_COMMUNITY];
+   * stored under meta "open_tier", not with the fields above. */
+  uint64_t open_tier[LX_TIER_COUNTY - LX_TIER_COMMUNITY + 1];
 } lx_counters_t;
 
 /* One appeal's state. Stored as these bytes, behind a layout version. */
@@ -140,7 +154,12 @@ int lx_store_id_del(lx_store_t *s, MDB_txn *txn, lx_str_t id);
 
 /* Appeals and their history. */
 int lx_store_appeal_get(lx_store_t *s, MDB_txn *txn, lx_str_t id, lx_appeal_t *a);
-int lx_store_appeal_put(lx_store_t *s, MDB_txn *txn, lx_str_t id, const lx_appeal_t *a);
+/* Stores a as appeal id's state. before is the state it replaces (NULL for
+ * a new appeal): what changed between the two moves the appeal in the
+ * counts of open appeals (appeals_open, open_tier, unit_open, open_due),
+ * in the same transaction. Returns 0, LX_EFULL or LX_EINTERNAL. */
+int lx_store_appeal_put(lx_store_t *s, MDB_txn *txn, lx_str_t id, const lx_appeal_t *before,
+                        const lx_appeal_t *a);
 int lx_store_appeal_link(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t seq);
 /* The deadline a plugin set on an appeal while the record at seq was
  * applied, kept per record so that the appeal can be shown as it stood at
@@ -192,6 +211,16 @@ int lx_store_appeal_scan(lx_store_t *s, MDB_txn *txn, lx_str_t id, uint64_t from
 typedef int (*lx_appeal_cb)(void *arg, lx_str_t id, const lx_appeal_t *a);
 int lx_store_appeals_each(lx_store_t *s, MDB_txn *txn, lx_str_t after, lx_appeal_cb cb,
                           void *arg);
+
+/* Calls cb for each unit with open appeals filed in it (n of them), in
+ * path order, until cb returns non-zero (returned). */
+typedef int (*lx_unit_open_cb)(void *arg, lx_str_t unit, uint64_t n);
+int lx_store_units_open_each(lx_store_t *s, MDB_txn *txn, lx_unit_open_cb cb, void *arg);
+
+/* Calls cb for each open appeal whose deadline is at or before `until`,
+ * soonest first, until cb returns non-zero (returned). Reads only those. */
+typedef int (*lx_due_cb)(void *arg, lx_str_t id, int64_t deadline, lx_str_t unit);
+int lx_store_open_due_each(lx_store_t *s, MDB_txn *txn, int64_t until, lx_due_cb cb, void *arg);
 
 /* The first seq whose rat is >= ms (ms_inclusive_end false), or the last seq
  * whose rat is <= ms (true). Receive times never decrease, so this is a

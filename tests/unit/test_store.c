@@ -2,8 +2,9 @@
  *
  * test_store.c: unit tests of the LMDB store (daemon/store/store.c): append and
  * the hash chain, the dedup index, appeals and their history, reopening
- * after close, time-to-seq search, and a full map that must abort cleanly
- * and grow.
+ * after close, time-to-seq search, a full map that must abort cleanly
+ * and grow, and the counts of open appeals (by tier, unit and deadline)
+ * kept as appeals change, across restarts and from an older store.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -196,13 +197,12 @@ static void test_appeals_and_history(void **state) {
   strcpy(a.unit, "qd.hx.dy");
   MDB_txn *txn;
   assert_int_equal(lx_store_begin(s, &txn), 0);
-  assert_int_equal(lx_store_appeal_put(s, txn, S("ap-1"), &a), 0);
+  assert_int_equal(lx_store_appeal_put(s, txn, S("ap-1"), NULL, &a), 0);
   assert_int_equal(lx_store_appeal_link(s, txn, S("ap-1"), 9), 0);
   assert_int_equal(lx_store_appeal_link(s, txn, S("ap-1"), 3), 0);
   assert_int_equal(lx_store_appeal_link(s, txn, S("ap-10"), 4), 0);
   assert_int_equal(lx_store_appeal_link(s, txn, S("ap-1"), 300), 0);
-  lx_store_counters_mut(s)->appeals_open = 1;
-  assert_int_equal(lx_store_commit(s, txn), 0);
+  assert_int_equal(lx_store_commit(s, txn), 0); /* the put counted it open */
   assert_int_equal(lx_store_counters(s)->appeals_open, 1);
   assert_int_equal(lx_store_read_begin(s, &txn), 0);
   assert_int_equal(lx_store_appeal_get(s, txn, S("ap-1"), &b), 0);
@@ -378,6 +378,166 @@ static void test_progress(void **state) {
   lx_store_free(&s);
 }
 
+/* --- open appeals, counted as they change ------------------------------------ */
+
+typedef struct seen {
+  char text[512];
+} seen_t;
+
+static int seen_unit(void *arg, lx_str_t unit, uint64_t n) {
+  seen_t *o = arg;
+  size_t at = strlen(o->text);
+  snprintf(o->text + at, sizeof o->text - at, "%.*s=%llu ", (int)unit.n, unit.p,
+           (unsigned long long)n);
+  return 0;
+}
+
+static int seen_due(void *arg, lx_str_t id, int64_t deadline, lx_str_t unit) {
+  seen_t *o = arg;
+  size_t at = strlen(o->text);
+  snprintf(o->text + at, sizeof o->text - at, "%.*s@%lld:%.*s ", (int)id.n, id.p,
+           (long long)deadline, (int)unit.n, unit.p);
+  return 0;
+}
+
+/* What the store says of its open appeals: the counters, the units and the
+ * appeals due by `until`, as one line. */
+static void tallies(lx_store_t *s, int64_t until, char *out, size_t len) {
+  const lx_counters_t *c = lx_store_counters(s);
+  seen_t units = {""}, due = {""};
+  MDB_txn *txn;
+  assert_int_equal(lx_store_read_begin(s, &txn), 0);
+  assert_int_equal(lx_store_units_open_each(s, txn, seen_unit, &units), 0);
+  assert_int_equal(lx_store_open_due_each(s, txn, until, seen_due, &due), 0);
+  lx_store_read_end(s, txn);
+  snprintf(out, len, "open %llu tiers %llu/%llu/%llu | %s| %s", (unsigned long long)c->appeals_open,
+           (unsigned long long)c->open_tier[0], (unsigned long long)c->open_tier[1],
+           (unsigned long long)c->open_tier[2], units.text, due.text);
+}
+
+static lx_appeal_t new_appeal(const char *unit) {
+  lx_appeal_t a = {.layout = LX_APPEAL_LAYOUT, .status = LX_ST_OPEN,
+                   .tier = LX_TIER_COMMUNITY, .deadline = -1};
+  strcpy(a.unit, unit);
+  return a;
+}
+
+/* Moves appeal id from *a to next in its own transaction. */
+static void move(lx_store_t *s, const char *id, lx_appeal_t *a, lx_appeal_t next, bool is_new) {
+  MDB_txn *txn;
+  assert_int_equal(lx_store_begin(s, &txn), 0);
+  assert_int_equal(lx_store_appeal_put(s, txn, S(id), is_new ? NULL : a, &next), 0);
+  assert_int_equal(lx_store_commit(s, txn), 0);
+  *a = next;
+}
+
+static void test_open_tallies(void **state) {
+  lx_store_t *s = open_store(1 << 20, 1 << 20);
+  char got[700];
+  lx_appeal_t a = new_appeal("qd.hx.dy"), b = new_appeal("qd.xs.sq"), n;
+  move(s, "A", &a, a, true);
+  move(s, "B", &b, b, true);
+  tallies(s, 1 << 30, got, sizeof got);
+  assert_string_equal(got, "open 2 tiers 2/0/0 | qd.hx.dy=1 qd.xs.sq=1 | ");
+  n = a, n.deadline = 1000; /* the plugin's set_deadline */
+  move(s, "A", &a, n, false);
+  n = b, n.deadline = 500;
+  move(s, "B", &b, n, false);
+  tallies(s, 999, got, sizeof got); /* only what is due by `until` */
+  assert_string_equal(got, "open 2 tiers 2/0/0 | qd.hx.dy=1 qd.xs.sq=1 | B@500:qd.xs.sq ");
+  n = a, n.tier = LX_TIER_TOWNSHIP, n.deadline = 2000; /* escalated */
+  move(s, "A", &a, n, false);
+  n = b, n.status = LX_ST_RESOLVED, n.resolved_tier = b.tier;
+  move(s, "B", &b, n, false);
+  tallies(s, 1 << 30, got, sizeof got);
+  assert_string_equal(got, "open 1 tiers 0/1/0 | qd.hx.dy=1 | A@2000:qd.hx.dy ");
+  n = b, n.status = LX_ST_OPEN; /* unsatisfied feedback reopens it */
+  move(s, "B", &b, n, false);
+  tallies(s, 1 << 30, got, sizeof got);
+  assert_string_equal(got, "open 2 tiers 1/1/0 | qd.hx.dy=1 qd.xs.sq=1 | B@500:qd.xs.sq A@2000:qd.hx.dy ");
+  /* An aborted batch leaves nothing of its moves. */
+  MDB_txn *txn;
+  n = a, n.status = LX_ST_CLOSED;
+  assert_int_equal(lx_store_begin(s, &txn), 0);
+  assert_int_equal(lx_store_appeal_put(s, txn, S("A"), &a, &n), 0);
+  lx_store_abort(s, txn);
+  n = a, n.tier = LX_TIER_COUNTY;
+  move(s, "A", &a, n, false);
+  lx_store_free(&s);
+  s = open_store(1 << 20, 1 << 20); /* and they survive a restart */
+  tallies(s, 1 << 30, got, sizeof got);
+  assert_string_equal(got, "open 2 tiers 1/0/1 | qd.hx.dy=1 qd.xs.sq=1 | B@500:qd.xs.sq A@2000:qd.hx.dy ");
+  lx_store_free(&s);
+}
+
+/* Sets the head seq "open_tier" is stamped with, or deletes the entry
+ * (seq 0), as an older lianxind leaves it; with wipe, the unit_open and
+ * open_due databases go too. */
+static void make_stale(lx_store_t *s, uint64_t seq, bool wipe) {
+  MDB_txn *txn;
+  MDB_dbi meta, dbi;
+  MDB_val k = {9, "open_tier"}, v;
+  assert_int_equal(mdb_txn_begin(lx_store_env(s), NULL, 0, &txn), 0);
+  assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+  if (seq == 0) {
+    assert_int_equal(mdb_del(txn, meta, &k, NULL), 0);
+  } else {
+    uint8_t buf[32];
+    assert_int_equal(mdb_get(txn, meta, &k, &v), 0);
+    assert_int_equal(v.mv_size, sizeof buf);
+    memcpy(buf, v.mv_data, sizeof buf);
+    lx_put_u64be(buf, seq);
+    v = (MDB_val){sizeof buf, buf};
+    assert_int_equal(mdb_put(txn, meta, &k, &v, 0), 0);
+  }
+  for (int i = 0; wipe && i < 2; i++) {
+    assert_int_equal(mdb_dbi_open(txn, i ? "open_due" : "unit_open", 0, &dbi), 0);
+    assert_int_equal(mdb_drop(txn, dbi, 1), 0);
+  }
+  assert_int_equal(mdb_txn_commit(txn), 0);
+}
+
+/* A store written before the open tallies (no "open_tier", no unit_open
+ * or open_due rows), or by an older lianxind after a newer one (stamped
+ * with an older head), is counted again when it is opened; a current one
+ * is not. */
+static void test_stale_tallies_counted_again(void **state) {
+  lx_store_t *s = open_store(1 << 20, 1 << 20);
+  char want[700], got[700];
+  lx_appeal_t a = new_appeal("qd.hx.dy"), b = new_appeal("qd.hx.dy"), c = new_appeal("qd.nh.hb"),
+              n;
+  append_n(s, 3, 1, "r"); /* a head to stamp */
+  move(s, "A", &a, a, true);
+  move(s, "B", &b, b, true);
+  move(s, "C", &c, c, true);
+  n = a, n.tier = LX_TIER_COUNTY, n.deadline = 7000;
+  move(s, "A", &a, n, false);
+  n = c, n.status = LX_ST_CLOSED;
+  move(s, "C", &c, n, false);
+  tallies(s, 1 << 30, want, sizeof want);
+  assert_string_equal(want, "open 2 tiers 1/0/1 | qd.hx.dy=2 | A@7000:qd.hx.dy ");
+  make_stale(s, 0, true);
+  lx_store_free(&s);
+  s = open_store(1 << 20, 1 << 20);
+  tallies(s, 1 << 30, got, sizeof got);
+  assert_string_equal(got, want);
+  /* An older lianxind closed A and moved the head without the tallies. */
+  MDB_txn *txn;
+  MDB_dbi dbi;
+  n = a, n.status = LX_ST_CLOSED;
+  assert_int_equal(mdb_txn_begin(lx_store_env(s), NULL, 0, &txn), 0);
+  assert_int_equal(mdb_dbi_open(txn, "appeals", 0, &dbi), 0);
+  MDB_val k = {1, "A"}, v = {sizeof n, &n};
+  assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+  assert_int_equal(mdb_txn_commit(txn), 0);
+  make_stale(s, 2, false);
+  lx_store_free(&s);
+  s = open_store(1 << 20, 1 << 20);
+  tallies(s, 1 << 30, got, sizeof got);
+  assert_string_equal(got, "open 1 tiers 1/0/0 | qd.hx.dy=1 | ");
+  lx_store_free(&s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_append_chain_reopen, setup, teardown),
@@ -390,6 +550,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_map_full_and_grow, setup, teardown),
       cmocka_unit_test_setup_teardown(test_shared_reads_beside_growth, setup, teardown),
       cmocka_unit_test_setup_teardown(test_progress, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_open_tallies, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_stale_tallies_counted_again, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
