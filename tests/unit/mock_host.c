@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -366,6 +367,8 @@ static void flush(mh_t *h) {
     } else {
       commit_batch(h, items, n, true);
       h->max_batch = n > h->max_batch ? n : h->max_batch;
+      if (h->n_batches < sizeof h->batches / sizeof *h->batches)
+        h->batches[h->n_batches++] = n;
     }
     free_items(items, n);
     msgpack_zone_destroy(&zone);
@@ -375,6 +378,10 @@ static void flush(mh_t *h) {
 
 static void fire(mh_t *h) {
   h->fires++;
+  if (h->slow_turns > 0) {
+    h->slow_turns--;
+    usleep((useconds_t)h->turn_ms * 1000);
+  }
   if (h->plugin->on_timer)
     h->plugin->on_timer(h->state, h->now);
   if (h->env.rtxn.txn)

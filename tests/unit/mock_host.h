@@ -104,6 +104,10 @@ struct lx_host {
   mh_queued_t queue[MH_QUEUE];
   size_t nq;
   size_t max_batch;        /* the most plugin records committed together */
+  size_t batches[256];     /* the sizes of the first 256 batches of plugin records */
+  size_t n_batches;
+  int slow_turns;          /* the next this many timer firings each wait turn_ms first, */
+  int turn_ms;             /* as after a slow turn of the loop */
   int refuse_after;        /* batches of plugin records to commit before refusing */
   int refuse;              /* then how many to refuse, as on E_FULL */
   mh_rec_t recs[MH_MAX];   /* records the plugin appended, in log order */

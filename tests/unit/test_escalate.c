@@ -591,49 +591,53 @@ static const char *const communities[] = {"qd.hx.dy", "qd.hx.xc", "qd.hx.bl", "q
                                           "qd.xs.lq", "qd.xs.gy", "qd.nh.hb", "qd.nh.wh",
                                           "qd.nh.yj"};
 
-/* BACKLOG jobs appeals on Tue 22 Sep from 10:00, one a minute: all have the
+/* n jobs appeals on Tue 22 Sep from 10:00, one each 10 s: all have the
  * same deadlines (response 23 Sep, community 28 Sep, township 10 Oct, county
  * 23 Oct, all at 18:00). */
-static mh_t *backlog(void) {
+static mh_t *backlog_of(int n) {
   mh_t *h = start(SEP22_1000);
-  for (int i = 0; i < BACKLOG; i++) {
+  for (int i = 0; i < n; i++) {
     char id[32];
     snprintf(id, sizeof id, "ap-backlog-%04d", i);
     mh_appeal(h, id, communities[i % 9], "jobs", false);
-    h->now += 60000;
+    h->now += 10000;
   }
   return h;
 }
+
+static mh_t *backlog(void) { return backlog_of(BACKLOG); }
 
 /* The deadline a record was decided for: the key it came from. */
 static int64_t decided_for(const mh_rec_t *r) {
   return strcmp(r->type, "unanswered") == 0 ? r->body.due : r->body.deadline;
 }
 
-/* After the restart on 30 Nov every appeal has four records, each made
- * once, none a stale warning, all in deadline order across appeals. */
-static void expect_caught_up(mh_t *h) {
+/* After the restart on 30 Nov each of the n appeals has four records, each
+ * made once, none a stale warning, all in deadline order across appeals. */
+static void expect_caught_up_of(mh_t *h, size_t n) {
   static const char *const kinds[] = {"", "escalated", "escalated", "overdue"};
   static const int64_t deadlines[] = {SEP23_1800, SEP28_1800, OCT10_1800, OCT23_1800};
-  assert_int_equal(h->n_recs, 4 * BACKLOG);
+  assert_int_equal(h->n_recs, 4 * n);
   for (size_t i = 0; i < h->n_recs; i++) {
     const mh_rec_t *r = &h->recs[i];
-    size_t step = i / BACKLOG;
+    size_t step = i / n;
     char id[32];
-    snprintf(id, sizeof id, "ap-backlog-%04zu", i % BACKLOG);
+    snprintf(id, sizeof id, "ap-backlog-%04zu", i % n);
     assert_string_equal(r->type, step == 0 ? "unanswered" : "escalation");
     assert_string_equal(r->body.kind, kinds[step]);
     assert_int_equal(decided_for(r), deadlines[step]);
     assert_string_equal(r->body.appeal, id); /* one each, in key order within a deadline */
-    assert_string_equal(r->unit, communities[(i % BACKLOG) % 9]);
+    assert_string_equal(r->unit, communities[(i % n) % 9]);
   }
   assert_int_equal(count(h, "warning", NULL), 0);
-  for (int i = 0; i < BACKLOG; i += 37) {
+  for (size_t i = 0; i < n; i += 37) {
     char id[32];
-    snprintf(id, sizeof id, "ap-backlog-%04d", i);
+    snprintf(id, sizeof id, "ap-backlog-%04zu", i);
     expect_state(h, id, LX_ST_OPEN, LX_TIER_COUNTY, OCT23_1800);
   }
 }
+
+static void expect_caught_up(mh_t *h) { expect_caught_up_of(h, BACKLOG); }
 
 /* Down for two months with a backlog: the catch-up goes in slices of at
  * most SLICE_ACTIONS records each, one commit each, in deadline order, and
@@ -653,6 +657,26 @@ static void test_catch_up_in_slices_in_deadline_order(void **state) {
   mh_restart(h, NOV30_1000);
   assert_int_equal(h->n_recs, 4 * BACKLOG);
   assert_int_equal(h->armed, armed);
+  done(&h);
+}
+
+/* A slow loop turn shrinks the next slice, so a client's event waits less
+ * behind one: each of six turns taking 25 ms (over SLICE_TURN_MS, 20)
+ * halves the slice, down to 64 records and no further. The catch-up is the
+ * same, in order and once each. (That quick turns let the slices grow back
+ * depends on this machine's flushes, so it is not asserted.) */
+static void test_slow_turns_shrink_the_slices(void **state) {
+  mh_t *h = backlog_of(1000);
+  h->slow_turns = 6;
+  h->turn_ms = 25;
+  mh_restart(h, NOV30_1000);
+  expect_caught_up_of(h, 1000);
+  static const size_t halved[] = {1024, 512, 256, 128, 64, 64};
+  assert_true(h->n_batches > 6);
+  for (size_t i = 0; i < 6; i++)
+    assert_int_equal(h->batches[i], halved[i]);
+  for (size_t i = 6; i < h->n_batches; i++)
+    assert_true(h->batches[i] >= 64 || i == h->n_batches - 1); /* the floor, but for the rest */
   done(&h);
 }
 
@@ -731,6 +755,7 @@ int main(void) {
       cmocka_unit_test(test_one_timer_serves_every_appeal),
       cmocka_unit_test(test_catch_up_in_slices_in_deadline_order),
       cmocka_unit_test(test_refused_slice_is_decided_again),
+    cmocka_unit_test(test_slow_turns_shrink_the_slices),
       cmocka_unit_test(test_react_reads_no_index),
       cmocka_unit_test(test_key_put_behind_the_sweep),
   };
