@@ -151,10 +151,11 @@ static int open_dbs(lx_store_t *s, const char **op) {
     mdb_txn_abort(txn);
     return MDB_CORRUPTED;
   }
-  if (stale && upgrade_tallies(s, txn)) {
+  if (stale && (rc = upgrade_tallies(s, txn))) {
     *op = "counting the open appeals of an older store";
     mdb_txn_abort(txn);
-    return MDB_CORRUPTED; /* the reason is logged */
+    /* Full: the caller grows the map and tries again; else the reason is logged. */
+    return rc == LX_EFULL ? MDB_MAP_FULL : MDB_CORRUPTED;
   }
   if ((rc = mdb_txn_commit(txn)))
     *op = "mdb_txn_commit";
@@ -194,7 +195,11 @@ int lx_store_open(lx_store_t **out, const char *dir, uint64_t map_size, uint64_t
   MDB_envinfo info;
   mdb_env_info(s->env, &info);
   s->map_size = info.me_mapsize; /* an existing, larger store keeps its size */
-  if ((rc = open_dbs(s, &op)))
+  /* An older store's first count adds rows (open_due, unit_open) that may
+   * not fit a store that was nearly full: the map grows, up to map_max. */
+  while ((rc = open_dbs(s, &op)) == MDB_MAP_FULL && lx_store_grow(s) == 0)
+    ;
+  if (rc)
     goto fail;
   *out = s;
   return 0;

@@ -538,6 +538,42 @@ static void test_stale_tallies_counted_again(void **state) {
   lx_store_free(&s);
 }
 
+/* An older store that filled its map, with none of the open tallies' rows:
+ * its first count at open needs room it does not have, and the map grows
+ * (up to the ceiling) instead of the open failing. */
+static void test_stale_tallies_grow_the_map(void **state) {
+  lx_store_t *s = open_store(1 << 20, 16 << 20);
+  MDB_txn *txn;
+  MDB_dbi dbi;
+  int n = 0, rc = 0;
+  append_n(s, 1, 1, "r");
+  while (rc == 0) { /* appeals as an older lianxind stored them: no tallies */
+    char id[16];
+    lx_appeal_t a = new_appeal("qd.hx.dy");
+    a.deadline = 1000 + n;
+    snprintf(id, sizeof id, "ap-%06d", n);
+    assert_int_equal(mdb_txn_begin(lx_store_env(s), NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "appeals", 0, &dbi), 0);
+    MDB_val k = {strlen(id), id}, v = {sizeof a, &a};
+    rc = mdb_put(txn, dbi, &k, &v, 0);
+    if (rc == 0)
+      rc = mdb_txn_commit(txn);
+    else
+      mdb_txn_abort(txn);
+    n += rc == 0;
+  }
+  assert_int_equal(rc, MDB_MAP_FULL);
+  make_stale(s, 0, true);
+  lx_store_free(&s);
+  s = open_store(1 << 20, 16 << 20);
+  MDB_envinfo info;
+  mdb_env_info(lx_store_env(s), &info);
+  assert_true(info.me_mapsize > (1 << 20));
+  assert_int_equal(lx_store_counters(s)->appeals_open, (uint64_t)n);
+  assert_int_equal(lx_store_counters(s)->open_tier[0], (uint64_t)n);
+  lx_store_free(&s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_append_chain_reopen, setup, teardown),
@@ -552,6 +588,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_progress, setup, teardown),
       cmocka_unit_test_setup_teardown(test_open_tallies, setup, teardown),
       cmocka_unit_test_setup_teardown(test_stale_tallies_counted_again, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_stale_tallies_grow_the_map, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
