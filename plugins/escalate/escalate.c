@@ -46,10 +46,10 @@
  */
 #include <msgpack.h>
 #include <stdbool.h>
-#include <time.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "lx/plugin.h"
 #include "../common/lxp.h"
