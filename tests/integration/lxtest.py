@@ -124,6 +124,9 @@ class Daemon:
                 "--query", self.query] + self.extra_args
 
     def start(self, timeout=10.0):
+        # A second start would leave the first daemon running on the same
+        # store, unseen by stop() (`with Daemon(...).start()` did that).
+        assert self.proc is None or self.proc.poll() is not None, "lianxind is already running"
         self.log = open(self.log_path, "ab")
         # Core dumps on, in the temp dir (the cwd), so that a crash the test
         # did not cause is explained by stop() (crash_report) and not lost.

@@ -156,7 +156,7 @@ def test_ranking_when_enabled(tmp_path):
     # The sample config loads the rank plugin: the gateway passes its reply on.
     tmp = str(tmp_path)
     cfg = webtest.web_config(tmp)
-    with Daemon(config=cfg, tmp=tmp, env={"LIANXIN_FAKE_CLOCK": "%d:1" % T0}).start() as d:
+    with Daemon(config=cfg, tmp=tmp, env={"LIANXIN_FAKE_CLOCK": "%d:1" % T0}) as d:
         publish_ok(d, appeal("R-1", summary="street light"))
         gw = Gateway(d, cfg).start()
         try:
@@ -327,7 +327,7 @@ def test_open311_90_day_window(tmp_path):
     tmp = str(tmp_path)
     cfg = webtest.web_config(tmp, plugins="  - name: escalate\n")
     speed = 1000000  # a day in 86 ms
-    with Daemon(config=cfg, tmp=tmp, env={"LIANXIN_FAKE_CLOCK": "%d:%d" % (T0, speed)}).start() as d:
+    with Daemon(config=cfg, tmp=tmp, env={"LIANXIN_FAKE_CLOCK": "%d:%d" % (T0, speed)}) as d:
         gw = Gateway(d, cfg).start()
         try:
             publish_ok(d, appeal("O-old"))
@@ -370,7 +370,7 @@ def test_open311_first_1000_requests(tmp_path):
     window give 1,000, in appeal id order."""
     tmp = str(tmp_path)
     cfg = webtest.web_config(tmp, plugins="  - name: escalate\n")
-    with Daemon(config=cfg, tmp=tmp, env={"LIANXIN_FAKE_CLOCK": "%d:1" % T0}).start() as d:
+    with Daemon(config=cfg, tmp=tmp, env={"LIANXIN_FAKE_CLOCK": "%d:1" % T0}) as d:
         with d.client("ingest") as c:
             replies = c.pipeline([appeal("M-%04d" % i) for i in range(1001)])
         assert all(r["ok"] for r in replies)
