@@ -380,12 +380,14 @@ void lx_plugins_reload_take(lx_daemon_t *d) {
 /* --- records ------------------------------------------------------------------- */
 
 int lx_plugins_apply(lx_daemon_t *d, MDB_txn *txn, uint64_t seq, uint64_t rat,
-                     const lx_event_t *ev, const uint8_t *bytes, size_t len) {
+                     const lx_event_t *ev, const uint8_t *bytes, size_t len, lx_appeal_t *held) {
   lx_rec_t r;
   lx_txn_t t;
   if (!d->n_hosts)
     return 0;
   lx_plugin_txn_init(&t, d->store, txn, seq);
+  t.held = held;
+  t.held_id = ev->appeal;
   lx_plugin_rec_init(&r, seq, rat, ev, bytes, len);
   for (size_t i = 0; i < d->n_hosts && !t.failed; i++)
     if (d->hosts[i]->plugin->apply)

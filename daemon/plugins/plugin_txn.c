@@ -284,15 +284,25 @@ static void h_read_end(lx_txn_t *t) {
 
 /* --- the core's appeals ------------------------------------------------------- */
 
+/* The record's own appeal, held by the core until the plugins have applied
+ * the record (see lx_txn_t), or NULL for any other id. */
+static lx_appeal_t *held(lx_txn_t *t, lx_slice_t id) {
+  return t->held && t->held_id.n == id.n && memcmp(t->held_id.p, id.p, id.n) == 0 ? t->held
+                                                                                  : NULL;
+}
+
 static int h_appeal(lx_txn_t *t, lx_slice_t id, lx_appeal_view_t *out) {
   lx_appeal_t a;
   if (!usable(t, false))
     return -1;
-  int rc = lx_store_appeal_get(t->store, t->txn, (lx_str_t){id.p, id.n}, &a);
+  const lx_appeal_t *h = held(t, id);
+  int rc = h ? 0 : lx_store_appeal_get(t->store, t->txn, (lx_str_t){id.p, id.n}, &a);
   if (rc == LX_ENOTFOUND)
     return 1;
   if (rc)
     return -1;
+  if (h)
+    a = *h;
   *out = (lx_appeal_view_t){a.status, a.tier, a.resolved_tier, a.urgent, a.opened, a.deadline,
                             a.first_response, "", ""};
   snprintf(out->unit, sizeof out->unit, "%s", a.unit);
@@ -303,13 +313,21 @@ static int h_appeal(lx_txn_t *t, lx_slice_t id, lx_appeal_view_t *out) {
 static int h_set_deadline(lx_txn_t *t, lx_slice_t id, int64_t deadline) {
   lx_appeal_t before, a;
   lx_str_t key = {id.p, id.n};
-  if (!usable(t, true) || lx_store_appeal_get(t->store, t->txn, key, &before))
+  lx_appeal_t *h = held(t, id);
+  int rc = 0;
+  if (!usable(t, true))
     return -1;
-  a = before;
-  a.deadline = deadline;
-  /* The put moves it in the open_due index; noted per record too, for the
-   * appeal as it stood at a past time. */
-  int rc = lx_store_appeal_put(t->store, t->txn, key, &before, &a);
+  if (h) {
+    h->deadline = deadline; /* stored with the record's own change */
+  } else {
+    if (lx_store_appeal_get(t->store, t->txn, key, &before))
+      return -1;
+    a = before;
+    a.deadline = deadline;
+    /* The put moves it in the open_due index. */
+    rc = lx_store_appeal_put(t->store, t->txn, key, &before, &a);
+  }
+  /* Noted per record too, for the appeal as it stood at a past time. */
   if (rc == 0)
     rc = lx_store_deadline_note(t->store, t->txn, key, t->seq, deadline, t->noted);
   t->noted = true;

@@ -39,6 +39,13 @@ struct lx_txn {
   uint64_t seq; /* write: the record being applied */
   int failed;   /* write: 0, or the first failed write's LX_EFULL / LX_EINTERNAL (dooms the txn) */
   bool noted;   /* write: a deadline was noted for this record already */
+  /* write: the appeal the record names, in the state the record leaves it,
+   * which the core stores only after every plugin's apply (lx_apply_record):
+   * appeal and set_deadline on that id read and change this copy, so an
+   * appeal's deadline costs no second read and write of its row. NULL when
+   * the record names no appeal (or in the tests' mock host). */
+  lx_str_t held_id;
+  lx_appeal_t *held;
 };
 
 /* What the functions here see of one plugin instance. Must be the first

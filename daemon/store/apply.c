@@ -82,13 +82,18 @@ int lx_apply_record(lx_daemon_t *d, MDB_txn *txn, lx_apply_t *a) {
     if (lx_appeal_apply(&after, exists, a->ev, 0, (int64_t)a->rat, &a->err))
       return lx_store_id_del(s, txn, a->ev->id); /* E_STATE or E_CONFLICT: answered, nothing stored */
   }
-  if ((rc = lx_store_append(s, txn, a->rat, a->bytes, a->len, &a->seq)) ||
-      (a->ev->appeal.n && (rc = store_appeal(s, txn, a, &before, exists, &after))))
+  if ((rc = lx_store_append(s, txn, a->rat, a->bytes, a->len, &a->seq)))
     return rc;
   if (a->ev->type == LX_EV_CHECKPOINT)
     lx_store_set_checkpoint(s, a->seq);
   if (a->ev->type == LX_EV_CONFIG && a->ev->cfg_hash.n == 32 &&
       (rc = lx_cfgstore_set_current(txn, (const uint8_t *)a->ev->cfg_hash.p)))
     return rc == MDB_MAP_FULL ? LX_EFULL : LX_EINTERNAL;
-  return lx_plugins_apply(d, txn, a->seq, a->rat, a->ev, a->bytes, a->len);
+  /* The appeal's new state is stored after the plugins have seen it, with
+   * the deadline one of them may set: one write of its row per record. */
+  bool held = a->ev->appeal.n != 0;
+  if ((rc = lx_plugins_apply(d, txn, a->seq, a->rat, a->ev, a->bytes, a->len,
+                             held ? &after : NULL)))
+    return rc;
+  return held ? store_appeal(s, txn, a, &before, exists, &after) : 0;
 }
