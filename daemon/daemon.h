@@ -7,6 +7,8 @@
 #ifndef LX_DAEMON_H
 #define LX_DAEMON_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <uv.h>
 
 #include "config.h"
@@ -45,7 +47,16 @@ typedef struct lx_tally {
 typedef struct lx_census {
   lx_tally_t types;   /* records in the log, by type */
   lx_tally_t kinds;   /* alerts published since start, by kind */
-  uint64_t scan_pos, scan_end; /* records before this start, counted so far */
+  /* The records stored before this start, 1..scan_end, are counted by a
+   * thread of their own into `scanned`, which the loop adds to `types` once
+   * scan_done is set (census.c). */
+  uint64_t scan_end;
+  lx_tally_t scanned;
+  lx_store_t *scan_store;
+  pthread_t scan_thread;
+  bool scanning;        /* the thread was started and not yet joined */
+  bool scan_merged;     /* `scanned` is in `types` */
+  atomic_bool scan_done, scan_stop;
 } lx_census_t;
 
 typedef struct lx_daemon {

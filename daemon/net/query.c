@@ -743,6 +743,7 @@ int lx_query_start(lx_daemon_t *d) {
 
 void lx_query_stop(lx_daemon_t *d) {
   lx_zsock_close(&d->query_z);
+  lx_census_stop(d);
   if (d->query_ready) {
     msgpack_sbuffer_destroy(&d->query_out);
     msgpack_zone_destroy(&d->query_zone);

@@ -2,7 +2,8 @@
  *
  * census.h: the figures behind the web gateway (census.c): records by
  * type, alerts by kind, open appeals by tier and by unit, pages of appeal
- * states. Runs on the loop thread, inside the query's read transaction.
+ * states. Runs on the loop thread, inside the query's read transaction,
+ * but for the count of the records stored before the start (its own thread).
  */
 #ifndef LX_CENSUS_H
 #define LX_CENSUS_H
@@ -28,8 +29,11 @@ typedef struct lx_census_filter {
 int lx_census_appeals(lx_daemon_t *d, MDB_txn *txn, const lx_census_filter_t *f,
                       msgpack_sbuffer *out, msgpack_zone *zone);
 
-/* Called once the store is open and the plugins loaded. */
+/* Called once the store is open and the plugins loaded: starts the thread
+ * that counts the records stored before, which lx_census_stop stops (before
+ * the store is closed). */
 void lx_census_start(lx_daemon_t *d);
+void lx_census_stop(lx_daemon_t *d);
 /* Counts a record as stored (after its commit). */
 void lx_census_record(lx_census_t *c, const lx_event_t *ev);
 /* Counts one under name (alerts by kind). */

@@ -222,3 +222,38 @@ def test_store_from_before_the_counts_is_counted_once(tmp_path):
         assert check(d3) == last
     finally:
         assert d3.stop() == 0
+
+
+def test_record_types_stored_before_a_start_are_counted(tmp_path):
+    """stats' `types` covers the whole log: records stored before a start are
+    counted by a thread of their own, in read transactions of 20,000 records
+    (so three of them here), while the loop goes on serving; the figures
+    equal the ones the daemon counted as it stored them."""
+    tmp = str(tmp_path)
+    d = Daemon(tmp=tmp).start()
+    try:
+        p = subprocess.run([os.path.join(lxtest.BUILD, "lx-loadgen"), "--ingest", d.ingest,
+                            "--mode", "pipe", "--type", "mix", "--events", "45000"],
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stdout + p.stderr
+        before = d.request({"op": "stats"})
+        assert before["types_complete"] is True
+        # A --type mix cycle of ten: 2 appeals, 6 visits, 1 resolution, 1 feedback.
+        t = before["types"]
+        assert (t["appeal"], t["visit"], t["resolution"], t["feedback"]) == (9000, 27000, 4500, 4500)
+    finally:
+        assert d.stop() == 0
+    d2 = Daemon(config=d.config, tmp=tmp).start()
+    try:
+        assert d2.publish(lxtest.visit())["ok"]  # served while the count runs
+        for _ in range(200):
+            st = d2.request({"op": "stats"})
+            if st["types_complete"]:
+                break
+            time.sleep(0.05)
+        assert st["types_complete"] is True
+        want = dict(before["types"])
+        want["visit"] += 1
+        assert st["types"] == want
+    finally:
+        assert d2.stop() == 0
