@@ -48,12 +48,13 @@ typedef struct lx_census {
   lx_tally_t types;   /* records in the log, by type */
   lx_tally_t kinds;   /* alerts published since start, by kind */
   /* The records stored before this start, 1..scan_end, are counted by a
-   * thread of their own into `scanned`, which the loop adds to `types` once
-   * scan_done is set (census.c). */
+   * thread of their own (started by the first `stats`) into `scanned`,
+   * which the loop adds to `types` once scan_done is set (census.c). */
   uint64_t scan_end;
   lx_tally_t scanned;
   lx_store_t *scan_store;
   pthread_t scan_thread;
+  bool scan_tried;      /* the thread was asked for */
   bool scanning;        /* the thread was started and not yet joined */
   bool scan_merged;     /* `scanned` is in `types` */
   atomic_bool scan_done, scan_stop;

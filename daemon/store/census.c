@@ -8,10 +8,11 @@
  * Records by type and alerts by kind are counted in memory as they are
  * stored and published: a counter in the store would cost a write in every
  * batch and change what an audit compares. Records stored before this start
- * are counted by a thread of its own, in read transactions of a bounded
- * number of records each (so the map can grow between them), at a lower
- * priority than the loop; the loop adds its count in at the first `stats`
- * after it is done, and the reply says `types_complete: false` until then.
+ * are counted by a thread of its own, started by the first `stats`, in read
+ * transactions of a bounded number of records each (so the map can grow
+ * between them), at a lower priority than the loop; the loop adds its count
+ * in at the first `stats` after it is done, and the reply says
+ * `types_complete: false` until then.
  * (The count used to be advanced by each `stats` request, 100,000 records
  * at a time: every such request held the loop for 60 ms or more, and during
  * a catch-up after downtime, the busiest time, a twelfth of the loop.) Appeal figures are
@@ -141,12 +142,19 @@ void lx_census_start(lx_daemon_t *d) {
     for (const char *const *t = lx_plugins_types(d, i); t && *t; t++)
       tally_slot(&c->types, *t, strlen(*t));
   c->scan_merged = c->scan_end == 0;
-  if (!c->scan_merged) {
-    if (pthread_create(&c->scan_thread, NULL, scan_main, c) == 0)
-      c->scanning = true;
-    else
-      lx_error("census", "cannot start the count of stored records: stats.types stays partial");
-  }
+}
+
+/* Starts the count of the records stored before this start at the first
+ * `stats` that needs it: a daemon nobody asks for `types` never reads its
+ * whole log (about 1.4 µs of CPU per record, 14 s for a 10M-record store). */
+static void scan_begin(lx_census_t *c) {
+  if (c->scan_merged || c->scanning || c->scan_tried)
+    return;
+  c->scan_tried = true;
+  if (pthread_create(&c->scan_thread, NULL, scan_main, c) == 0)
+    c->scanning = true;
+  else
+    lx_error("census", "cannot start the count of stored records: stats.types stays partial");
 }
 
 void lx_census_stop(lx_daemon_t *d) {
@@ -195,6 +203,7 @@ void lx_census_pack_stats(lx_daemon_t *d, MDB_txn *txn, msgpack_packer *pk, msgp
   lx_census_t *c = &d->census;
   (void)txn;
   (void)zone;
+  scan_begin(c);
   scan_merge(c);
   pack_tally(pk, "types", &c->types);
   lx_mp_pack_cstr(pk, "types_complete");
