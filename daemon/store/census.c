@@ -33,7 +33,9 @@
 #include "plugin_host.h"
 #include "registry.h"
 
-#define SCAN_STEP 20000 /* records per read transaction of the scan */
+/* Records per read transaction of the count: the map can grow only between
+ * two (lx_store_grow waits for them), so a chunk is kept to a few ms. */
+#define SCAN_STEP 5000
 #define SCAN_NICE 10
 #define APPEALS_SCAN_MAX 200000
 

@@ -227,8 +227,8 @@ def test_store_from_before_the_counts_is_counted_once(tmp_path):
 def test_record_types_stored_before_a_start_are_counted(tmp_path):
     """stats' `types` covers the whole log: records stored before a start are
     counted by a thread of their own, started by the first `stats`, in read
-    transactions of 20,000 records (so three of them here), while the loop
-    goes on serving; the figures equal the ones the daemon counted as it
+    transactions of 5,000 records (so nine of them here), while the loop goes
+    on serving; the figures equal the ones the daemon counted as it
     stored them."""
     tmp = str(tmp_path)
     d = Daemon(tmp=tmp).start()
