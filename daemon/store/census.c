@@ -154,7 +154,8 @@ void lx_census_start(lx_daemon_t *d) {
 
 /* Starts the count of the records stored before this start at the first
  * `stats` that needs it: a daemon nobody asks for `types` never reads its
- * whole log (about 1.4 µs of CPU per record, 14 s for a 10M-record store). */
+ * whole log (1 to 2.5 µs of CPU per record: 500,000 visits took 0.5 s,
+ * 1,000,000 appeals 2.3 s). */
 static void scan_begin(lx_census_t *c) {
   if (c->scan_merged || c->scanning || c->scan_tried)
     return;
