@@ -64,6 +64,7 @@ struct lx_ingest {
   msgpack_sbuffer norm;  /* every event's normalised bytes, end to end */
   msgpack_sbuffer reply;
   msgpack_sbuffer scratch; /* an event being rewritten (with `by`) */
+  msgpack_sbuffer enc;     /* a queued event being encoded */
   lx_schema_ctx_t schema;
   char id_prefix[20];      /* "lx-" and 16 random hex digits, made at start */
   uint64_t id_next;        /* the counter after it */
@@ -343,21 +344,9 @@ static bool plugin_type(void *arg, const char *name, size_t len) {
 
 /* --- events the daemon writes --------------------------------------------------- */
 
-static char *dup_str(const char *p, size_t n) {
-  char *s = malloc(n + 1);
-  if (s) {
-    memcpy(s, p, n);
-    s[n] = 0;
-  }
-  return s;
-}
-
-static void free_queued(queued_t *q) {
-  free(q->actor);
-  free(q->type);
-  free(q->unit);
-  free(q->body);
-}
+/* A queued event is one allocation (a catch-up queues thousands per loop
+ * turn): actor, type and unit NUL-terminated, then the body. */
+static void free_queued(queued_t *q) { free(q->actor); }
 
 int lx_ingest_queue(lx_daemon_t *d, const char *actor, const char *type, lx_str_t unit,
                     const uint8_t *body, size_t body_len) {
@@ -372,15 +361,17 @@ int lx_ingest_queue(lx_daemon_t *d, const char *actor, const char *type, lx_str_
     in->queue = q;
     in->capq = cap;
   }
-  queued_t *q = &in->queue[in->nq];
-  *q = (queued_t){dup_str(actor, strlen(actor)), dup_str(type, strlen(type)),
-                  dup_str(unit.p, unit.n), malloc(body_len ? body_len : 1), body_len};
-  if (!q->actor || !q->type || !q->unit || !q->body) {
-    free_queued(q);
+  size_t na = strlen(actor) + 1, nt = strlen(type) + 1, nu = unit.n + 1;
+  char *block = malloc(na + nt + nu + body_len);
+  if (!block)
     return LX_EINTERNAL;
-  }
-  memcpy(q->body, body, body_len);
-  in->nq++;
+  memcpy(block, actor, na);
+  memcpy(block + na, type, nt);
+  memcpy(block + na + nt, unit.p, unit.n);
+  block[na + nt + unit.n] = 0;
+  memcpy(block + na + nt + nu, body, body_len);
+  in->queue[in->nq++] = (queued_t){block, block + na, block + na + nt,
+                                   (uint8_t *)block + na + nt + nu, body_len};
   return 0;
 }
 
@@ -392,10 +383,10 @@ int lx_ingest_queue(lx_daemon_t *d, const char *actor, const char *type, lx_str_
 static int encode_queued(lx_ingest_t *in, const queued_t *q, uint64_t rat, pending_t *p) {
   char id[40];
   snprintf(id, sizeof id, "%s%016llx", in->id_prefix, (unsigned long long)in->id_next++);
-  msgpack_sbuffer sb;
+  msgpack_sbuffer *sb = &in->enc;
   msgpack_packer pk;
-  msgpack_sbuffer_init(&sb);
-  msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+  msgpack_sbuffer_clear(sb);
+  msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
   msgpack_pack_map(&pk, 7);
   const char *keys[] = {"v", "id", "type", "at", "unit", "actor", "body"};
   lx_mp_pack_cstr(&pk, keys[0]);
@@ -411,11 +402,10 @@ static int encode_queued(lx_ingest_t *in, const queued_t *q, uint64_t rat, pendi
   lx_mp_pack_cstr(&pk, keys[5]);
   lx_mp_pack_cstr(&pk, q->actor);
   lx_mp_pack_cstr(&pk, keys[6]);
-  msgpack_sbuffer_write(&sb, (const char *)q->body, q->body_len);
-  int rc = zmq_msg_init_size(&p->frame, sb.size);
+  msgpack_sbuffer_write(sb, (const char *)q->body, q->body_len);
+  int rc = zmq_msg_init_size(&p->frame, sb->size);
   if (rc == 0)
-    memcpy(zmq_msg_data(&p->frame), sb.data, sb.size);
-  msgpack_sbuffer_destroy(&sb);
+    memcpy(zmq_msg_data(&p->frame), sb->data, sb->size);
   return rc;
 }
 
@@ -474,6 +464,7 @@ int lx_ingest_start(lx_daemon_t *d) {
   msgpack_sbuffer_init(&in->norm);
   msgpack_sbuffer_init(&in->reply);
   msgpack_sbuffer_init(&in->scratch);
+  msgpack_sbuffer_init(&in->enc);
   lx_daemon_schema_ctx(d, &in->schema);
   in->internal_schema = in->schema;
   in->internal_schema.allow_daemon_types = true;
@@ -491,6 +482,7 @@ void lx_ingest_stop(lx_daemon_t *d) {
   msgpack_sbuffer_destroy(&in->norm);
   msgpack_sbuffer_destroy(&in->reply);
   msgpack_sbuffer_destroy(&in->scratch);
+  msgpack_sbuffer_destroy(&in->enc);
   for (size_t i = 0; i < in->nq; i++)
     free_queued(&in->queue[i]);
   free(in->queue);
