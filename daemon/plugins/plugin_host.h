@@ -44,9 +44,10 @@ void lx_plugins_reload_drop(struct lx_daemon *d);
 /* Offers a record to every plugin's apply, inside the write transaction.
  * held: the appeal the record names, in the state the record leaves it, not
  * yet stored (NULL if it names none): the plugins read it and set its
- * deadline there, and the caller stores it afterwards. Returns 0, or LX_EFULL / LX_EINTERNAL when a plugin's write failed: LMDB
- * then refuses the whole transaction, so the batch is aborted (and, for a
- * full map, grown and run again). */
+ * deadline there, and the caller stores it afterwards. Returns 0, or
+ * LX_EFULL / LX_EINTERNAL when a plugin's write failed: LMDB then refuses
+ * the whole transaction, so the batch is aborted (and, for a full map,
+ * grown and run again). */
 int lx_plugins_apply(struct lx_daemon *d, MDB_txn *txn, uint64_t seq, uint64_t rat,
                      const lx_event_t *ev, const uint8_t *bytes, size_t len,
                      struct lx_appeal *held);
