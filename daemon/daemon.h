@@ -50,14 +50,17 @@ typedef struct lx_census {
   /* The records stored before this start, 1..scan_end, are counted by a
    * thread of their own (started by the first `stats`) into `scanned`,
    * which the loop adds to `types` once scan_done is set (census.c). */
-  uint64_t scan_end;
-  lx_tally_t scanned;
-  lx_store_t *scan_store;
+  atomic_bool scan_done; /* set by the thread when `scanned` is complete */
+  atomic_bool scan_stop; /* set by the loop at shutdown */
   pthread_t scan_thread;
+  uint64_t scan_end;
+  lx_store_t *scan_store;
+  lx_tally_t scanned;
+  /* The loop's own flags, kept apart from the atomics above: a load the
+   * compiler merges over neighbouring bools must not cover them. */
   bool scan_tried;      /* the thread was asked for */
   bool scanning;        /* the thread was started and not yet joined */
   bool scan_merged;     /* `scanned` is in `types` */
-  atomic_bool scan_done, scan_stop;
 } lx_census_t;
 
 typedef struct lx_daemon {
