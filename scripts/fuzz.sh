@@ -7,7 +7,7 @@
 # crashed, leaked, timed out, ran out of memory or broke an invariant; the
 # input that did it is in build-fuzz/crashes/HARNESS/.
 #
-#   scripts/fuzz.sh              # CI: 60 s each
+#   scripts/fuzz.sh              # 60 s each (CI runs 45: scripts/test.sh)
 #   scripts/fuzz.sh 600          # a longer run: 10 minutes each
 #   scripts/fuzz.sh 3600 query   # one harness for an hour
 #
