@@ -5,6 +5,7 @@ Each test starts the real lianxind (from LX_BUILD_DIR) on a temporary
 directory with ipc:// endpoints of its own, talks to it over real ZeroMQ
 sockets with msgpack, written against PROTOCOL.md alone, and stops it by PID.
 """
+import atexit
 import hashlib
 import os
 import resource
@@ -25,6 +26,22 @@ SOURCE = os.environ.get("LX_SOURCE_DIR", os.path.join(os.path.dirname(__file__),
 DAEMON = os.path.join(BUILD, "lianxind")
 CLI = os.path.join(BUILD, "lianxin")
 SAMPLE_CONFIG = os.path.join(SOURCE, "config", "lianxin.yaml")
+
+# Every server a test starts (lianxind, lianxin-web; natsjs.py keeps its own) is noted
+# here. A test that fails between its start and its stop (an assert in a
+# finally, say) would leave it running after pytest; at exit each one still
+# running is killed by its PID.
+SERVERS = []
+
+
+def _stop_leftovers():
+    for p in SERVERS:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+atexit.register(_stop_leftovers)
 
 # Units and categories of config/lianxin.yaml that the tests rely on.
 COMMUNITY = "qd.hx.dy"
@@ -132,6 +149,7 @@ class Daemon:
         # did not cause is explained by stop() (crash_report) and not lost.
         self.proc = subprocess.Popen(self.args(), stdout=self.log, stderr=subprocess.STDOUT,
                                      env=self.env, cwd=self.tmp, preexec_fn=allow_core)
+        SERVERS.append(self.proc)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:

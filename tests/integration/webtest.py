@@ -101,6 +101,7 @@ class Gateway:
             [GATEWAY, "--config", self.config, "--listen", "127.0.0.1:%d" % self.port,
              "--query", self.daemon.query, "--alerts", self.daemon.alerts] + self.extra_args,
             stdout=self.log, stderr=subprocess.STDOUT)
+        lxtest.SERVERS.append(self.proc)
         end = time.time() + timeout * lxtest.TIMEOUT_SCALE
         while time.time() < end:
             if self.proc.poll() is not None:
