@@ -27,7 +27,7 @@ DAEMON = os.path.join(BUILD, "lianxind")
 CLI = os.path.join(BUILD, "lianxin")
 SAMPLE_CONFIG = os.path.join(SOURCE, "config", "lianxin.yaml")
 
-# Every server a test starts (lianxind, lianxin-web; natsjs.py keeps its own) is noted
+# Every server a test starts (lianxind, lianxin-web, nats-server) is noted
 # here. A test that fails between its start and its stop (an assert in a
 # finally, say) would leave it running after pytest; at exit each one still
 # running is killed by its PID.

@@ -11,7 +11,6 @@ Cluster starts every node with its own free client and route ports and a
 scratch store directory, waits until JetStream answers through each node,
 and stops nodes by PID (one at a time, or all).
 """
-import atexit
 import base64
 import json
 import os
@@ -22,20 +21,7 @@ import tempfile
 import time
 import uuid
 
-# Every nats-server started here: a test (or bench) that fails between a
-# node's start and its stop would leave it running; at exit each one still
-# running is killed by its PID.
-_SERVERS = []
-
-
-def _stop_leftovers():
-    for p in _SERVERS:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-
-
-atexit.register(_stop_leftovers)
+import lxtest  # SERVERS: what is still running at exit is killed
 
 NATS_SERVER = shutil.which("nats-server") or "/usr/bin/nats-server"
 
@@ -83,7 +69,7 @@ class Cluster:
             pre = (lambda: os.nice(self.nice)) if self.nice else None
         self.procs[i] = subprocess.Popen([NATS_SERVER, "-c", conf], stdout=log, stderr=subprocess.STDOUT,
                                          preexec_fn=pre)
-        _SERVERS.append(self.procs[i])
+        lxtest.SERVERS.append(self.procs[i])
         log.close()
 
     def start(self, timeout=30.0):
