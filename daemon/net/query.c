@@ -562,7 +562,7 @@ static int do_stats(req_t *r, const msgpack_object *m) {
   MDB_envinfo info;
   mdb_env_info(lx_store_env(r->d->store), &info);
   pack_counter(pk, "map_size", info.me_mapsize);
-  lx_census_pack_stats(r->d, r->txn, pk, r->zone);
+  lx_census_pack_stats(r->d, pk);
   msgpack_sbuffer_write(pk->data, extra.data, extra.size);
   msgpack_sbuffer_destroy(&extra);
   return 0;

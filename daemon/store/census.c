@@ -208,10 +208,8 @@ static void pack_hist(msgpack_packer *pk, const lx_commit_hist_t *h) {
   msgpack_pack_uint64(pk, h->count);
 }
 
-void lx_census_pack_stats(lx_daemon_t *d, MDB_txn *txn, msgpack_packer *pk, msgpack_zone *zone) {
+void lx_census_pack_stats(lx_daemon_t *d, msgpack_packer *pk) {
   lx_census_t *c = &d->census;
-  (void)txn;
-  (void)zone;
   scan_begin(c);
   scan_merge(c);
   pack_tally(pk, "types", &c->types);

@@ -41,7 +41,7 @@ void lx_census_count(lx_tally_t *t, const char *name, size_t n);
 
 /* The stats entries this file adds; LX_CENSUS_STATS_ENTRIES of them. */
 #define LX_CENSUS_STATS_ENTRIES 6
-void lx_census_pack_stats(lx_daemon_t *d, MDB_txn *txn, msgpack_packer *pk, msgpack_zone *zone);
+void lx_census_pack_stats(lx_daemon_t *d, msgpack_packer *pk);
 
 /* counts[i] = {open, due_soon, overdue} of cfg.units[i]: appeals filed in
  * the unit or below it, open now wherever they are held; due against the
