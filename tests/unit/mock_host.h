@@ -39,8 +39,8 @@
 #include "plugin_txn.h"
 
 #define MH_ABSENT INT64_MIN /* an int field that the map does not hold */
-#define MH_MAX 8192         /* records and alerts kept per test */
-#define MH_QUEUE 2048       /* appends between two commits */
+#define MH_MAX 12288        /* records and alerts kept per test */
+#define MH_QUEUE 4096       /* appends between two commits (a slice, SLICE_ACTIONS) */
 
 /* The fields an escalation-like body or alert may hold; strings are "" and
  * ints MH_ABSENT when missing, ints -1 when nil. */

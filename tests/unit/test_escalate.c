@@ -584,8 +584,8 @@ static void test_one_timer_serves_every_appeal(void **state) {
 
 /* --- catch-up: many deadlines due at once --------------------------------------- */
 
-#define BACKLOG 300 /* appeals: 1200 records, more than one slice (1024) */
-#define SLICE_ACTIONS 1024
+#define BACKLOG 1100 /* appeals: 4400 records, more than one slice (4096) */
+#define SLICE_ACTIONS 4096
 
 static const char *const communities[] = {"qd.hx.dy", "qd.hx.xc", "qd.hx.bl", "qd.xs.sq",
                                           "qd.xs.lq", "qd.xs.gy", "qd.nh.hb", "qd.nh.wh",
@@ -661,21 +661,21 @@ static void test_catch_up_in_slices_in_deadline_order(void **state) {
 }
 
 /* A slow loop turn shrinks the next slice, so a client's event waits less
- * behind one: each of six turns taking 25 ms (over SLICE_TURN_MS, 20)
+ * behind one: each of seven turns taking 35 ms (over SLICE_TURN_MS, 30)
  * halves the slice, down to 64 records and no further. The catch-up is the
  * same, in order and once each. (That quick turns let the slices grow back
  * depends on this machine's flushes, so it is not asserted.) */
 static void test_slow_turns_shrink_the_slices(void **state) {
-  mh_t *h = backlog_of(1000);
-  h->slow_turns = 6;
-  h->turn_ms = 25;
+  mh_t *h = backlog_of(2500);
+  h->slow_turns = 8;
+  h->turn_ms = 35;
   mh_restart(h, NOV30_1000);
-  expect_caught_up_of(h, 1000);
-  static const size_t halved[] = {1024, 512, 256, 128, 64, 64};
-  assert_true(h->n_batches > 6);
-  for (size_t i = 0; i < 6; i++)
+  expect_caught_up_of(h, 2500);
+  static const size_t halved[] = {4096, 2048, 1024, 512, 256, 128, 64, 64};
+  assert_true(h->n_batches > 8);
+  for (size_t i = 0; i < 8; i++)
     assert_int_equal(h->batches[i], halved[i]);
-  for (size_t i = 6; i < h->n_batches; i++)
+  for (size_t i = 8; i < h->n_batches; i++)
     assert_true(h->batches[i] >= 64 || i == h->n_batches - 1); /* the floor, but for the rest */
   done(&h);
 }
