@@ -94,9 +94,10 @@ def allow_core():
     resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
 
 
-def crash_report(tmp, pid, rc):
-    """A daemon died of a signal nobody sent: prints every thread's stack from
-    its core (gdb, when installed) to stderr, which pytest shows with the
+def crash_report(tmp, pid, rc, log_text=""):
+    """A daemon died of a signal nobody sent: prints the end of its log (where
+    a sanitizer writes its report before it aborts) and every thread's stack
+    from its core (gdb, when installed) to stderr, which pytest shows with the
     failure, and keeps core and stack under $LX_CORE_DIR (default
     /tmp/lx-cores) as artefacts."""
     cores = [os.path.join(tmp, f) for f in os.listdir(tmp)
@@ -104,6 +105,8 @@ def crash_report(tmp, pid, rc):
     keep = os.environ.get("LX_CORE_DIR", "/tmp/lx-cores")
     print("lianxind (pid %d) died of signal %d; core: %s" % (pid, -rc, cores or "none written"),
           file=sys.stderr)
+    if log_text:
+        print("the end of its log:\n" + log_text[-12000:], file=sys.stderr)
     if not cores:
         return
     os.makedirs(keep, exist_ok=True)
@@ -185,7 +188,7 @@ class Daemon:
         self.proc = None
         self.log.close()
         if rc is not None and -rc in CRASH_SIGNALS and sig != -rc:
-            crash_report(self.tmp, pid, rc)
+            crash_report(self.tmp, pid, rc, self.read_log())
         return rc
 
     def kill(self):
