@@ -661,7 +661,7 @@ static void test_catch_up_in_slices_in_deadline_order(void **state) {
 }
 
 /* A slow loop turn shrinks the next slice, so a client's event waits less
- * behind one: each of seven turns taking 35 ms (over SLICE_TURN_MS, 30)
+ * behind one: each of eight turns taking 35 ms (over SLICE_TURN_MS, 30)
  * halves the slice, down to 64 records and no further. The catch-up is the
  * same, in order and once each. (That quick turns let the slices grow back
  * depends on this machine's flushes, so it is not asserted.) */
