@@ -60,7 +60,7 @@
 #define SLICE_ACTIONS 4096 /* records appended per on_timer at most: one group commit */
 #define SLICE_MIN 64       /* ... and at least, when there are so many due */
 #define SLICE_TURN_MS 30   /* what one slice's loop turn should take (issue 15: ack p99 < 50 ms) */
-#define SLICE_KEYS 8192    /* index keys looked at per on_timer: a stale warning beside each action */
+#define SLICE_KEYS (2 * SLICE_ACTIONS) /* keys looked at per on_timer: a stale warning beside each action */
 #define ID_MAX 64          /* longer appeal ids get no clocks */
 #define KEY_MAX (9 + ID_MAX)
 #define NEVER INT64_MAX
