@@ -143,7 +143,14 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
 
 /* --- connecting and the stream -------------------------------------------------- */
 
+/* The connection is closed before the context is destroyed: closing joins
+ * libnats's read thread, so no ack can still be arriving for the reply
+ * subscription that jsCtx_Destroy frees (libnats does not guard that race:
+ * nats.c issue 637; CI's ASan run caught it as a SEGV in
+ * natsConn_processMsg). */
 static void js_disconnect(js_conn_t *c) {
+  if (c->nc)
+    natsConnection_Close(c->nc);
   jsCtx_Destroy(c->js);
   natsConnection_Destroy(c->nc);
   c->js = NULL;
@@ -159,8 +166,13 @@ static int js_connect(js_conn_t *c) {
     st = natsOptions_SetServers(o, (const char **)s->servers, s->n_servers);
   if (st == NATS_OK)
     st = natsOptions_SetTimeout(o, 2000);
+  /* A lost connection is a failure: start over (sync finds where the stream
+   * ends). libnats's own reconnect is off, not just capped: with MaxReconnect
+   * 0 it still tries each other server of the cluster once, and a reconnect
+   * it makes behind our back replays buffered publishes into a context this
+   * thread is already tearing down. */
   if (st == NATS_OK)
-    st = natsOptions_SetMaxReconnect(o, 0); /* a lost connection is a failure: start over */
+    st = natsOptions_SetAllowReconnect(o, false);
   if (st == NATS_OK)
     st = natsConnection_Connect(&c->nc, o);
   natsOptions_Destroy(o);
