@@ -144,10 +144,11 @@ static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void
 /* --- connecting and the stream -------------------------------------------------- */
 
 /* The connection is closed before the context is destroyed: closing joins
- * libnats's read thread, so no ack can still be arriving for the reply
- * subscription that jsCtx_Destroy frees (libnats does not guard that race:
- * nats.c issue 637; CI's ASan run caught it as a SEGV in
- * natsConn_processMsg). */
+ * libnats's read thread, so no ack is still being delivered to the reply
+ * subscription that jsCtx_Destroy frees. The other order raced: CI's ASan
+ * run caught a SEGV in libnats's reader (natsConn_processMsg) while this
+ * thread tore the context down; nats.c issue 637 reports the same kind of
+ * race between a subscription's destruction and its incoming message. */
 static void js_disconnect(js_conn_t *c) {
   if (c->nc)
     natsConnection_Close(c->nc);
